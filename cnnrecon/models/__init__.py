@@ -1,0 +1,1 @@
+"""cnnrecon.models."""
