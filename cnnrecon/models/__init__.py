@@ -1,1 +1,6 @@
-"""cnnrecon.models."""
+"""cnnrecon.models: flax.linen reconstruction networks and their registry."""
+
+from cnnrecon.models.dncnn import DnCNN
+from cnnrecon.models.registry import MODELS, build_model
+from cnnrecon.models.seed_stack import SeedStack
+from cnnrecon.models.unet import UNet

@@ -1,1 +1,3 @@
-"""cnnrecon.ops."""
+"""cnnrecon.ops: forward operators (degradations) applied to clean images."""
+
+from cnnrecon.ops.degrade import make_degradation, validate_degradation

@@ -1,0 +1,192 @@
+"""Experiment configs: load `experiments/*.py`, apply CLI overrides, validate.
+
+A config is named `path/to/file.py` or `path/to/file.py:ARG`; the file's
+`get_config(ARG)` returns an `ml_collections.ConfigDict`. Overrides look like
+`--config.train.steps=100`.
+
+`ml_collections.config_flags` does the same parsing, but only through absl's
+global flag registry and `app.run`; our CLI has subcommands and must turn every
+mistake into one `CnnreconError` line, so the few lines of override parsing
+live here instead.
+"""
+
+import ast
+import importlib.util
+import json
+import pathlib
+from typing import Any, Iterable
+
+import ml_collections
+
+from cnnrecon.errors import CnnreconError
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """Imports `spec` ("file.py" or "file.py:ARG") and calls its `get_config(ARG)`.
+
+  Args:
+    spec: path to an experiment file, optionally followed by `:ARG`.
+
+  Returns:
+    The ConfigDict returned by the file's `get_config`.
+  """
+  path, _, arg = spec.partition(':')
+  file = pathlib.Path(path)
+  if not file.is_file():
+    raise CnnreconError(
+        f'config file {path} does not exist: pass e.g. '
+        '--config experiments/denoise_dncnn.py:smoke')
+  module_spec = importlib.util.spec_from_file_location(f'_cnnrecon_config_{file.stem}', file)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as error:  # a broken config file is the user's to fix
+    raise CnnreconError(f'config file {path} failed to import: {error!r}') from error
+  if not hasattr(module, 'get_config'):
+    raise CnnreconError(f'config file {path} has no get_config(arg) function: add one')
+  try:
+    return module.get_config(arg or None)
+  except ValueError as error:
+    raise CnnreconError(f'{path}: get_config({arg!r}) failed: {error}') from error
+
+
+def _parse_value(text: str, current: Any) -> Any:
+  """Parses an override string into the type of the value it replaces."""
+  if isinstance(current, str):
+    return text
+  if isinstance(current, bool):
+    lowered = text.lower()
+    if lowered in ('true', '1', 'yes'):
+      return True
+    if lowered in ('false', '0', 'no'):
+      return False
+    raise ValueError(f'expected true/false, got {text!r}')
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError) as error:
+    raise ValueError(f'expected a {type(current).__name__}, got {text!r}') from error
+  if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+    value = float(value)
+  if current is not None and not isinstance(value, type(current)):
+    raise ValueError(f'expected a {type(current).__name__}, got {text!r}')
+  return value
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> ml_collections.ConfigDict:
+  """Applies `a.b=value` overrides (the `--config.` prefix already removed).
+
+  Args:
+    config: the config to modify in place.
+    overrides: strings of the form `dotted.key=value`.
+
+  Returns:
+    The same config, for chaining.
+  """
+  for override in overrides:
+    key, sep, text = override.partition('=')
+    if not sep:
+      raise CnnreconError(f'config override {override!r} has no value: write --config.{key}=VALUE')
+    *parents, leaf = key.split('.')
+    node = config
+    for depth, name in enumerate(parents):
+      if not isinstance(node.get(name), ml_collections.ConfigDict):
+        raise CnnreconError(f'unknown config key {".".join(parents[:depth + 1])!r} '
+                            f'in --config.{key}: valid keys are {sorted(node.keys())}')
+      node = node[name]
+    if leaf not in node:
+      raise CnnreconError(f'unknown config key {key!r}: valid keys here are {sorted(node.keys())}')
+    try:
+      node[leaf] = _parse_value(text, node[leaf])
+    except (ValueError, TypeError) as error:
+      raise CnnreconError(f'bad value for --config.{key}: {error}') from error
+  return config
+
+
+def load_config(spec: str, overrides: Iterable[str] = ()) -> ml_collections.ConfigDict:
+  """Loads an experiment config and applies CLI overrides (see module docstring)."""
+  return apply_overrides(load_config_file(spec), overrides)
+
+
+def config_to_json(config: ml_collections.ConfigDict) -> str:
+  """Serializes a config as stable, human-readable JSON."""
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+
+def config_from_dict(values: dict) -> ml_collections.ConfigDict:
+  """Rebuilds a ConfigDict from the JSON written by `config_to_json`."""
+  return ml_collections.ConfigDict(values)
+
+
+def flatten(values: dict, prefix: str = '') -> dict[str, Any]:
+  """Flattens nested dicts to `a.b.c` keys (lists become tuples for comparison)."""
+  flat = {}
+  for key, value in values.items():
+    name = f'{prefix}{key}'
+    if isinstance(value, dict):
+      flat.update(flatten(value, f'{name}.'))
+    else:
+      flat[name] = tuple(value) if isinstance(value, list) else value
+  return flat
+
+
+def differing_keys(saved: dict, current: dict) -> list[str]:
+  """Lists the dotted keys whose values differ between two config dicts."""
+  saved_flat, current_flat = flatten(saved), flatten(current)
+  keys = sorted(set(saved_flat) | set(current_flat))
+  return [key for key in keys if saved_flat.get(key, '<absent>') != current_flat.get(key, '<absent>')]
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The defaults every experiment starts from; experiments override fields."""
+  return ml_collections.ConfigDict({
+      'seed': 0,
+      # 'shard_map' (jax.jit over a 1-D `data` mesh) or 'pmap'.
+      'parallel': 'shard_map',
+      'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32'},
+      # sigma on the 0-255 scale; peak for poisson; keep_prob for inpaint.
+      'degradation': {'name': 'gaussian', 'sigma': 25.0, 'peak': 30.0, 'keep_prob': 0.5},
+      'data': {
+          # 'samples[:SPLIT]', a folder of images, or 'tfds:NAME[:SPLIT]'.
+          'train': 'samples:train',
+          'eval': 'samples:validation',
+          'data_dir': '',  # TFDS data dir; '' = $CNNRECON_DATA_DIR or ~/.cache/cnnrecon/tfds
+          'channels': 1,
+          'patch_size': 40,
+          'batch_size': 32,  # global, over all devices of all processes
+          'augment': True,  # random flips / rot90 (the 8 dihedral transforms)
+          'eval_crop': 128,  # center crop used for validation during training
+          'num_threads': 2,
+      },
+      'optim': {
+          'name': 'adam',  # adam | adamw
+          'learning_rate': 1e-3,
+          'weight_decay': 0.0,
+          'warmup_steps': 100,
+          'end_lr_factor': 0.01,  # cosine decay ends at learning_rate * end_lr_factor
+          'grad_clip': 1.0,  # global-norm clipping; 0 disables
+      },
+      'train': {
+          'steps': 2000,
+          'loss': 'mse',
+          'log_every': 50,
+          'eval_every': 500,
+          'keep_checkpoints': 3,  # the last k, plus the best by validation PSNR
+      },
+      'report': {
+          'baselines': True,  # scikit-image's classical denoisers in the final table
+          'grid_examples': 4,
+      },
+  })
+
+
+def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks a config to a few seconds of CPU work (the `:smoke` variants)."""
+  config.model.features = 8
+  config.data.batch_size = 8
+  config.data.eval_crop = 32
+  config.train.steps = 6
+  config.train.log_every = 2
+  config.train.eval_every = 3
+  config.optim.warmup_steps = 2
+  config.report.baselines = False
+  return config

@@ -1,0 +1,142 @@
+"""Image files <-> HWC numpy arrays (float32 in [0, 1], or uint8).
+
+Reading goes through `skimage.io.imread` (imageio / tifffile), so 8-bit and
+16-bit PNG, JPEG, BMP and TIFF files all come back scaled to [0, 1].
+"""
+
+import pathlib
+
+import numpy as np
+import skimage.color
+import skimage.io
+import skimage.util
+
+from cnnrecon.errors import CnnreconError
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+def is_image_file(path: str | pathlib.Path) -> bool:
+  """Whether `path` names an image file by its extension (case-insensitive).
+
+  Args:
+    path: a file path.
+
+  Returns:
+    True for a visible file whose extension is in `IMAGE_EXTENSIONS`.
+  """
+  path = pathlib.Path(path)
+  # Names starting with '.' are editor / macOS metadata ("._x.png"), not images.
+  return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith('.')
+
+
+def list_images(folder: str | pathlib.Path) -> list[pathlib.Path]:
+  """Lists the image files directly inside `folder` (not recursive).
+
+  Args:
+    folder: a directory of png/jpg/bmp/tif images.
+
+  Returns:
+    The image paths, sorted by file name.
+
+  Raises:
+    CnnreconError: the folder is missing or holds no image file.
+  """
+  folder = pathlib.Path(folder).expanduser()
+  if not folder.is_dir():
+    raise CnnreconError(f'data folder {folder} does not exist: pass a folder of '
+                        'png/jpg/bmp/tif images')
+  paths = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+  if not paths:
+    raise CnnreconError(f'data folder {folder} holds no image files: add '
+                        f'{"/".join(IMAGE_EXTENSIONS)} images or pass another folder')
+  return paths
+
+
+def check_channels(channels: int) -> None:
+  """Raises CnnreconError unless `channels` is 1 (gray) or 3 (RGB)."""
+  if channels not in (1, 3):
+    raise CnnreconError(f'channels must be 1 (gray) or 3 (RGB), got {channels!r}: '
+                        'set the channels option to 1 or 3')
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+  """Converts an image to `channels` channels.
+
+  Gray becomes RGB by replication; RGB becomes gray by luminance with the
+  `skimage.color.rgb2gray` weights (0.2125 R + 0.7154 G + 0.0721 B). An alpha
+  channel (the 2nd of gray+alpha, the 4th of RGBA) is dropped.
+
+  Args:
+    image: HxW or HxWxC array with C in 1..4, either uint8 or floating point
+      in [0, 1].
+    channels: 1 or 3.
+
+  Returns:
+    An HxWx`channels` array of the same dtype: uint8 in gives uint8 out (the
+    luminance rounded to the nearest integer), float in gives float out.
+  """
+  check_channels(channels)
+  image = np.asarray(image)
+  if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
+    raise TypeError(f'to_channels expects uint8 or float images, got {image.dtype}')
+  if image.ndim == 2:
+    image = image[..., None]
+  color = image[..., :3] if image.shape[-1] >= 3 else image[..., :1]
+  if color.shape[-1] == channels:
+    return color
+  if channels == 3:
+    return np.repeat(color, 3, axis=-1)
+  gray = skimage.color.rgb2gray(color)
+  if image.dtype == np.uint8:
+    gray = skimage.util.img_as_ubyte(gray)
+  return gray.astype(image.dtype)[..., None]
+
+
+def read_image(path: str | pathlib.Path, *, channels: int) -> np.ndarray:
+  """Reads an image file as float32 in [0, 1].
+
+  Args:
+    path: a png/jpg/bmp/tif file, 8 or 16 bits per sample, gray or RGB(A).
+    channels: 1 (luminance) or 3 (RGB; gray files are replicated).
+
+  Returns:
+    An HxWx`channels` float32 array in [0, 1].
+
+  Raises:
+    CnnreconError: the file is missing or is not a readable single image.
+  """
+  check_channels(channels)
+  path = pathlib.Path(path).expanduser()
+  if not path.is_file():
+    raise CnnreconError(f'image file {path} does not exist: check the path')
+  try:
+    array = skimage.io.imread(path)
+  except (OSError, ValueError, SyntaxError) as error:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise CnnreconError(f'{path} is not a readable image ({reason}): replace it '
+                        'with a valid png/jpg/bmp/tif file or remove it') from error
+  # Multi-page TIFFs and volumes come back as stacks; we need one 2-D image.
+  if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] > 4):
+    raise CnnreconError(f'{path} holds an array of shape {array.shape}, not one '
+                        'gray or RGB image: save a single 2-D image instead')
+  image = np.clip(skimage.util.img_as_float32(array), 0.0, 1.0)
+  return to_channels(image, channels)
+
+
+def write_image(path: str | pathlib.Path, image: np.ndarray) -> None:
+  """Saves a float image in [0, 1] as an 8-bit PNG (rounded, clipped).
+
+  Args:
+    path: destination file (name it .png); its parent folders are created.
+    image: HxW, HxWx1 or HxWx3 float array; values outside [0, 1] are clipped.
+  """
+  image = np.asarray(image, dtype=np.float32)
+  if image.ndim == 3 and image.shape[-1] == 1:
+    image = image[..., 0]
+  if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
+    raise ValueError(f'write_image expects HxW, HxWx1 or HxWx3, got {image.shape}')
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  pixels = skimage.util.img_as_ubyte(np.clip(image, 0.0, 1.0))
+  skimage.io.imsave(path, pixels, check_contrast=False)

@@ -1,0 +1,53 @@
+"""Helpers shared by the model families: padding to a multiple and dtype casts."""
+
+from typing import Any
+
+import jax.numpy as jnp
+
+
+def pad_to_multiple(x: jnp.ndarray, multiple: int) -> jnp.ndarray:
+  """Reflect-pads the bottom and right of NHWC images so H and W divide `multiple`.
+
+  Reflection (not zeros) keeps image statistics near the border, so the
+  cropped-back output is not darkened by an artificial black frame.
+
+  Args:
+    x: images [B, H, W, C].
+    multiple: the size H and W must become divisible by.
+
+  Returns:
+    The padded images; a no-op when H and W already divide `multiple`.
+  """
+  height, width = x.shape[-3], x.shape[-2]
+  pad_h = -height % multiple
+  pad_w = -width % multiple
+  if pad_h == 0 and pad_w == 0:
+    return x
+  return jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode='reflect')
+
+
+def crop_to(x: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
+  """Undoes `pad_to_multiple`: keeps the top-left `height` x `width` pixels.
+
+  Args:
+    x: images [B, H', W', C] with H' >= height and W' >= width.
+    height: output height.
+    width: output width.
+
+  Returns:
+    Images [B, height, width, C].
+  """
+  return x[:, :height, :width, :]
+
+
+def to_output(y: jnp.ndarray) -> jnp.ndarray:
+  """Casts a model's result back to float32 whatever its compute dtype was."""
+  return y.astype(jnp.float32)
+
+
+def check_nhwc(x: Any, model_name: str) -> None:
+  """Fails early, with a clear message, on inputs that are not NHWC batches."""
+  if x.ndim != 4:
+    raise ValueError(
+        f'{model_name} expects NHWC images of rank 4, got shape {x.shape}; '
+        'add a batch axis with x[None].')

@@ -1,0 +1,65 @@
+"""DnCNN (Zhang et al. 2017): a residual denoiser that predicts the noise."""
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from cnnrecon.models import common
+
+
+def _conv3x3(width: int, *, use_bias: bool, dtype: Any) -> nn.Conv:
+  return nn.Conv(
+      width, (3, 3), padding='SAME', use_bias=use_bias, dtype=dtype,
+      kernel_init=nn.initializers.orthogonal())
+
+
+class DnCNN(nn.Module):
+  """DnCNN: conv+ReLU, (depth-2) x [conv+BN+ReLU], conv; output = x - noise.
+
+  Parameter names are flax's automatic ones and are part of the API, because
+  the weight importers address them: `Conv_0` (with bias), `Conv_1` ..
+  `Conv_{depth-2}` (no bias) each followed by `BatchNorm_0` ..
+  `BatchNorm_{depth-3}`, and `Conv_{depth-1}` (with bias, so the MatConvNet
+  release, whose last conv has a bias, imports exactly; the Keras release
+  leaves it zero). Kernels use orthogonal init, as the authors' code does.
+
+  Attributes:
+    depth: total number of conv layers (17 for DnCNN-S); at least 2.
+    features: width of the hidden convs.
+    bn_epsilon: BatchNorm epsilon; a field so imported weights can use the
+      epsilon they were trained with.
+    dtype: compute dtype; params stay float32 and the output is float32.
+    bn_axis_name: mesh axis over which BatchNorm statistics are averaged in
+      data-parallel training, or None.
+  """
+  depth: int = 17
+  features: int = 64
+  bn_epsilon: float = 1e-5
+  dtype: Any = jnp.float32
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+    """Denoises images.
+
+    Args:
+      x: noisy images [B, H, W, C] float32 (any H, W: the net is fully conv).
+      train: True uses batch statistics and updates `batch_stats`.
+
+    Returns:
+      Clean-image estimates [B, H, W, C] float32.
+    """
+    common.check_nhwc(x, 'DnCNN')
+    y = nn.relu(_conv3x3(self.features, use_bias=True, dtype=self.dtype)(x))
+    for _ in range(self.depth - 2):
+      y = _conv3x3(self.features, use_bias=False, dtype=self.dtype)(y)
+      y = nn.BatchNorm(
+          use_running_average=not train, momentum=0.9,
+          epsilon=self.bn_epsilon, dtype=self.dtype,
+          axis_name=self.bn_axis_name)(y)
+      y = nn.relu(y)
+    noise = _conv3x3(x.shape[-1], use_bias=True, dtype=self.dtype)(y)
+    # Subtract in float32 so a low-precision compute dtype does not quantize
+    # the clean image itself, only the noise estimate.
+    return x.astype(jnp.float32) - common.to_output(noise)

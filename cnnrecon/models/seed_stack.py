@@ -1,0 +1,59 @@
+"""SeedStack: the classic conv/pool encoder with a mirrored upsampling decoder."""
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from cnnrecon.models import common
+
+
+class SeedStack(nn.Module):
+  """A plain encoder-decoder CNN, designed for 32x32 grayscale images.
+
+  Encoder: `depth` blocks of 3x3 conv -> ReLU -> 2x2 max-pool (stride 2).
+  Decoder: `depth` blocks of 2x2 stride-2 transposed conv -> 3x3 conv -> ReLU,
+  then a 3x3 conv back to the input's channel count. The width stays
+  `features` at every level (no doubling) so that parameter count grows only
+  linearly with depth. The output is the clean-image estimate itself (no
+  residual connection). Inputs whose sides do not divide 2**depth are
+  reflect-padded and cropped back, so inference works on any image size.
+
+  Attributes:
+    depth: number of pooling blocks (and of upsampling blocks).
+    features: width of every conv.
+    dtype: compute dtype; params stay float32 and the output is float32.
+    bn_axis_name: unused (this model has no BatchNorm); kept so every model
+      shares one constructor signature.
+  """
+  depth: int = 3
+  features: int = 32
+  dtype: Any = jnp.float32
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+    """Reconstructs images.
+
+    Args:
+      x: observed images [B, H, W, C] float32.
+      train: unused (no BatchNorm or dropout); part of the shared interface.
+
+    Returns:
+      Clean-image estimates [B, H, W, C] float32.
+    """
+    del train
+    common.check_nhwc(x, 'SeedStack')
+    height, width, channels = x.shape[1:]
+    y = common.pad_to_multiple(x, 2**self.depth)
+    for _ in range(self.depth):
+      y = nn.Conv(self.features, (3, 3), padding='SAME', dtype=self.dtype)(y)
+      y = nn.relu(y)
+      y = nn.max_pool(y, (2, 2), strides=(2, 2))
+    for _ in range(self.depth):
+      y = nn.ConvTranspose(
+          self.features, (2, 2), strides=(2, 2), dtype=self.dtype)(y)
+      y = nn.Conv(self.features, (3, 3), padding='SAME', dtype=self.dtype)(y)
+      y = nn.relu(y)
+    y = nn.Conv(channels, (3, 3), padding='SAME', dtype=self.dtype)(y)
+    return common.to_output(common.crop_to(y, height, width))

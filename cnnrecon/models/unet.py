@@ -1,0 +1,80 @@
+"""U-Net (Ronneberger et al. 2015) with BatchNorm and a residual output."""
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from cnnrecon.models import common
+
+
+class ConvBlock(nn.Module):
+  """Two [3x3 conv (no bias) -> BatchNorm -> ReLU] layers of one width."""
+  features: int
+  dtype: Any = jnp.float32
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+    for _ in range(2):
+      x = nn.Conv(self.features, (3, 3), padding='SAME', use_bias=False,
+                  dtype=self.dtype)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                       dtype=self.dtype, axis_name=self.bn_axis_name)(x)
+      x = nn.relu(x)
+    return x
+
+
+class UNet(nn.Module):
+  """U-Net with `depth` downsamplings; width `features * 2**level`.
+
+  Each level has a ConvBlock; the encoder max-pools 2x2, the decoder
+  upsamples with 2x2 stride-2 transposed convs and concatenates the skip of
+  the same level. A final 1x1 conv maps to the input channels and the net's
+  output is added to the input (residual learning: it predicts a correction).
+  Inputs are reflect-padded to a multiple of 2**depth and cropped back.
+
+  Attributes:
+    depth: number of downsamplings (levels below full resolution).
+    features: width at full resolution; doubles per level.
+    dtype: compute dtype; params stay float32 and the output is float32.
+    bn_axis_name: mesh axis over which BatchNorm statistics are averaged in
+      data-parallel training, or None.
+  """
+  depth: int = 4
+  features: int = 32
+  dtype: Any = jnp.float32
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+    """Reconstructs images.
+
+    Args:
+      x: observed images [B, H, W, C] float32, any H and W.
+      train: True uses batch statistics and updates `batch_stats`.
+
+    Returns:
+      Clean-image estimates [B, H, W, C] float32.
+    """
+    common.check_nhwc(x, 'UNet')
+    height, width, channels = x.shape[1:]
+    block = functools.partial(
+        ConvBlock, dtype=self.dtype, bn_axis_name=self.bn_axis_name)
+    width_at = lambda level: self.features * 2**level
+    y = common.pad_to_multiple(x, 2**self.depth)
+    skips = []
+    for level in range(self.depth):
+      y = block(width_at(level))(y, train=train)
+      skips.append(y)
+      y = nn.max_pool(y, (2, 2), strides=(2, 2))
+    y = block(width_at(self.depth))(y, train=train)
+    for level in reversed(range(self.depth)):
+      y = nn.ConvTranspose(width_at(level), (2, 2), strides=(2, 2),
+                           dtype=self.dtype)(y)
+      y = jnp.concatenate([y, skips[level].astype(y.dtype)], axis=-1)
+      y = block(width_at(level))(y, train=train)
+    y = nn.Conv(channels, (1, 1), dtype=self.dtype)(y)
+    correction = common.to_output(common.crop_to(y, height, width))
+    return x.astype(jnp.float32) + correction

@@ -1,0 +1,115 @@
+"""All orbax code: one CheckpointManager per workdir.
+
+A checkpoint holds the train state, the resolved config (JSON) and the data
+iterator state (grain's orbax handler). The manager keeps the last
+`train.keep_checkpoints` steps plus the best one by validation PSNR, saves
+asynchronously, and never executes code on load (no pickle).
+"""
+
+import pathlib
+from typing import Any
+
+import grain
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as policies
+
+from cnnrecon.errors import CnnreconError
+
+BEST_METRIC = 'eval_psnr'
+
+
+def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
+  """Where a workdir's checkpoints live."""
+  return pathlib.Path(workdir).absolute() / 'checkpoints'
+
+
+def open_manager(workdir: str | pathlib.Path, *, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+  """Opens (or creates) the workdir's CheckpointManager.
+
+  Args:
+    workdir: the experiment directory.
+    keep: how many of the most recent checkpoints to keep (the best by
+      validation PSNR is kept in addition).
+    read_only: open for restoring only (eval, denoise, export).
+
+  Returns:
+    The manager; call `.close()` (or use it as a context manager) when done.
+  """
+  preserve = policies.AnyPreservationPolicy([
+      policies.LatestN(n=keep),
+      policies.BestN(get_metric_fn=lambda metrics: metrics[BEST_METRIC], n=1,
+                     keep_checkpoints_without_metrics=False),
+  ])
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=preserve, read_only=read_only, create=not read_only,
+      best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='max')
+  try:
+    return ocp.CheckpointManager(
+        checkpoint_dir(workdir), options=options,
+        item_handlers={'state': ocp.StandardCheckpointHandler(), 'config': ocp.JsonCheckpointHandler(),
+                       'data': grain.checkpoint.CheckpointHandler()})
+  except Exception as error:  # orbax raises assorted types for a damaged directory
+    raise CnnreconError(f'cannot open checkpoints in {checkpoint_dir(workdir)}: {error}') from error
+
+
+def save(manager: ocp.CheckpointManager, step: int, *, state: Any, config: dict,
+         data_iterator: Any | None, eval_psnr: float | None = None) -> None:
+  """Saves state, config and data iterator state at `step` (asynchronously)."""
+  items = {'state': ocp.args.StandardSave(state), 'config': ocp.args.JsonSave(config)}
+  if data_iterator is not None:
+    items['data'] = grain.checkpoint.CheckpointSave(data_iterator)
+  metrics = None if eval_psnr is None else {BEST_METRIC: float(eval_psnr)}
+  manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+
+
+def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception) -> CnnreconError:
+  return CnnreconError(
+      f'checkpoint {manager.directory / str(step)} is unreadable ({type(error).__name__}: '
+      f'{str(error).splitlines()[0] if str(error) else ""}): move it away to resume from an '
+      'earlier step, or train in a new --workdir')
+
+
+def latest_step(manager: ocp.CheckpointManager) -> int | None:
+  """The newest saved step, or None for a fresh workdir."""
+  return manager.latest_step()
+
+
+def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:
+  """Reads the config saved with `step`."""
+  try:
+    return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))['config']
+  except Exception as error:
+    raise _unreadable(manager, step, error) from error
+
+
+def restore_state(manager: ocp.CheckpointManager, step: int, *, target: Any,
+                  data_iterator: Any | None = None) -> Any:
+  """Restores the train state saved at `step` into the structure of `target`.
+
+  Args:
+    manager: from `open_manager`.
+    step: which checkpoint.
+    target: a host state with the expected structure, shapes and dtypes.
+    data_iterator: when given, its position is restored in place too.
+
+  Returns:
+    The restored host state (numpy leaves).
+  """
+  items = {'state': ocp.args.StandardRestore(target)}
+  if data_iterator is not None:
+    items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
+  try:
+    return manager.restore(step, args=ocp.args.Composite(**items))['state']
+  except Exception as error:
+    raise _unreadable(manager, step, error) from error
+
+
+def best_or_latest_step(manager: ocp.CheckpointManager) -> int:
+  """The best step by validation PSNR, else the latest; explains an empty workdir."""
+  step = manager.best_step()
+  if step is None:
+    step = manager.latest_step()
+  if step is None:
+    raise CnnreconError(f'no checkpoint in {manager.directory}: train first with '
+                        '`cnnrecon train --config ... --workdir <this workdir>`')
+  return step

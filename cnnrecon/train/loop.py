@@ -1,0 +1,166 @@
+"""`train_and_evaluate`: the whole training run for one config and workdir."""
+
+import contextlib
+import functools
+import pathlib
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from cnnrecon import config as config_lib
+from cnnrecon.data.pipeline import train_iterator, validation_batch
+from cnnrecon.data.sources import load_source
+from cnnrecon.errors import CnnreconError
+from cnnrecon.losses import get_loss
+from cnnrecon.models.registry import build_model
+from cnnrecon.ops.degrade import make_degradation
+from cnnrecon.train import checkpoint, final_report, parallel
+from cnnrecon.train.metric_writer import MetricWriter, truncate_after
+from cnnrecon.train.state import create_train_state, make_optimizer
+from cnnrecon.train.step import eval_step, train_step
+
+
+def validate_config(config: ml_collections.ConfigDict):
+  """Checks every user-settable value before any work starts; returns the model."""
+  if config.data.channels not in (1, 3):
+    raise CnnreconError(f'data.channels={config.data.channels} must be 1 (gray) or 3 (RGB)')
+  for key in ('patch_size', 'batch_size', 'eval_crop'):
+    if config.data[key] < 1:
+      raise CnnreconError(f'data.{key}={config.data[key]} must be a positive integer')
+  if config.train.steps < 1 or config.train.log_every < 1 or config.train.eval_every < 1:
+    raise CnnreconError('train.steps, train.log_every and train.eval_every must be positive integers')
+  make_degradation(config.degradation)
+  get_loss(config.train.loss)
+  make_optimizer(config.optim, config.train.steps)
+  return build_model(config.model, channels=config.data.channels, image_size=config.data.patch_size,
+                     bn_axis_name=parallel.AXIS)
+
+
+def _check_resumable(workdir: pathlib.Path, config: ml_collections.ConfigDict, manager, *, force: bool):
+  """Refuses to resume a workdir whose saved config differs, unless forced."""
+  step = checkpoint.latest_step(manager)
+  if step is None:
+    return None
+  differing = config_lib.differing_keys(checkpoint.restore_config(manager, step), config.to_dict())
+  if differing and not force:
+    raise CnnreconError(f'{workdir} was trained with a different config (differs in: {", ".join(differing)}): '
+                        'use the same config to resume, a new --workdir, or --force to resume anyway')
+  return step
+
+
+def _write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+  if jax.process_index() == 0:
+    tmp = workdir / 'config.json.tmp'
+    tmp.write_text(config_lib.config_to_json(config))
+    tmp.replace(workdir / 'config.json')
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                       force: bool = False, stop_at: int | None = None, progress: bool = True) -> dict:
+  """Trains (or resumes) the model of `config` in `workdir`, evaluates and reports.
+
+  Args:
+    config: the resolved experiment config.
+    workdir: where checkpoints, logs and the report go; an existing run resumes.
+    force: resume even when the saved config differs.
+    stop_at: stop (with a checkpoint) after this step, e.g. to split a long run
+      over several job allocations; the next call resumes.
+    progress: show a progress bar.
+
+  Returns:
+    A summary dict: final step, last train/eval metrics, and the report path
+    (when training finished).
+  """
+  model = validate_config(config)
+  workdir = pathlib.Path(workdir)
+  data_parallel = parallel.DataParallel(config.parallel)
+  local_batch = parallel.check_batch_size(config.data.batch_size)
+  data_dir = config.data.data_dir or None
+  train_source = load_source(config.data.train, data_dir=data_dir)
+  eval_source = load_source(config.data.eval, data_dir=data_dir)
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  optimizer = make_optimizer(config.optim, config.train.steps)
+  sample_shape = (1, config.data.patch_size, config.data.patch_size, config.data.channels)
+  host_state = create_train_state(model, optimizer, seed=config.seed, sample_shape=sample_shape)
+  batches = train_iterator(train_source, seed=config.seed, patch_size=config.data.patch_size,
+                           channels=config.data.channels, batch_size=local_batch,
+                           augment=config.data.augment, num_threads=config.data.num_threads)
+  with checkpoint.open_manager(workdir, keep=config.train.keep_checkpoints) as manager:
+    start = _check_resumable(workdir, config, manager, force=force)
+    if start is not None:
+      host_state = checkpoint.restore_state(manager, start, target=jax.device_get(host_state),
+                                            data_iterator=batches)
+      truncate_after(workdir / 'metrics.jsonl', start)
+    _write_config(workdir, config)
+    run = _Run(config, workdir, data_parallel, manager, batches, progress=progress)
+    summary = run.train(data_parallel.put_state(host_state), start or 0, stop_at or config.train.steps,
+                        eval_batch=validation_batch(eval_source, seed=config.seed, crop=config.data.eval_crop,
+                                                    channels=config.data.channels))
+    manager.wait_until_finished()
+  if summary['step'] >= config.train.steps and jax.process_index() == 0:
+    summary['report'] = str(final_report.write(config, workdir, summary['host_state'], eval_source,
+                                               wall_time_s=summary['wall_time_s']))
+  del summary['host_state']
+  return summary
+
+
+class _Run:
+  """The training loop's moving parts, so each phase stays a small method."""
+
+  def __init__(self, config, workdir, data_parallel, manager, batches, *, progress):
+    self.config, self.workdir, self.dp, self.manager, self.batches = config, workdir, data_parallel, manager, batches
+    self.progress = progress and jax.process_index() == 0
+    steps = dict(degrade=make_degradation(config.degradation), loss_fn=get_loss(config.train.loss))
+    self.train_step = data_parallel.compile_train_step(train_step, **steps)
+    self.eval_step = jax.jit(functools.partial(eval_step, axis_name=None, **steps))
+    self.writer = MetricWriter(workdir)
+
+  def evaluate(self, state, eval_batch) -> dict[str, float]:
+    metrics = self.eval_step(self.dp.single_copy(state), eval_batch)
+    return {f'eval/{name}': float(value) for name, value in jax.device_get(metrics).items()}
+
+  def save(self, step, state, eval_psnr=None):
+    checkpoint.save(self.manager, step, state=self.dp.host_state(state) if self.dp.strategy == 'pmap' else state,
+                    config=self.config.to_dict(), data_iterator=self.batches, eval_psnr=eval_psnr)
+
+  def train(self, state, start: int, stop: int, *, eval_batch) -> dict:
+    config = self.config.train
+    eval_batch = self.dp.put_replicated(eval_batch)
+    last = {'step': start}
+    started = time.perf_counter()
+    window_start, window_steps = started, 0
+    bar = tqdm.tqdm(total=stop, initial=start, disable=not self.progress, unit='step', dynamic_ncols=True)
+    with contextlib.closing(self.writer), bar:
+      batch = self.dp.put_batch(next(self.batches)) if start < stop else None
+      for step in range(start + 1, stop + 1):
+        state, metrics = self.train_step(state, batch)
+        window_steps += 1
+        if step % config.log_every == 0 or step == stop:
+          scalars = {f'train/{k}': v for k, v in self.dp.get_metrics(metrics).items()}
+          elapsed = time.perf_counter() - window_start
+          scalars['train/images_per_s'] = window_steps * self.config.data.batch_size / max(elapsed, 1e-9)
+          self.writer.write_scalars(step, scalars)
+          bar.set_postfix(loss=f"{scalars['train/loss']:.2e}", psnr=f"{scalars['train/psnr']:.2f}",
+                          img_s=f"{scalars['train/images_per_s']:.0f}")
+          last.update(scalars)
+          window_start, window_steps = time.perf_counter(), 0
+        eval_psnr = None
+        if step % config.eval_every == 0 or step == config.steps:
+          scalars = self.evaluate(state, eval_batch)
+          self.writer.write_scalars(step, scalars)
+          last.update(scalars)
+          eval_psnr = scalars['eval/psnr']
+          window_start = time.perf_counter()
+        if eval_psnr is not None or step == stop:
+          self.save(step, state, eval_psnr)
+        bar.update(1)
+        last['step'] = step
+        if step < stop:
+          batch = self.dp.put_batch(next(self.batches))
+    last['wall_time_s'] = time.perf_counter() - started
+    last['host_state'] = self.dp.host_state(state)
+    return last

@@ -1,0 +1,116 @@
+"""Data parallelism over every device of every process.
+
+Two interchangeable wrappers run the same per-device step from `step.py`:
+- `shard_map` (default): `jax.jit` of `jax.shard_map` over a 1-D `data` mesh;
+  the state is replicated (`P()`), the batch split along its first axis.
+- `pmap`: `jax.pmap` over local devices with the state replicated along a
+  leading device axis, for users who prefer it.
+Both average gradients, BatchNorm statistics and metrics with `pmean` over
+`data`, so results match a single device on the same global batch.
+"""
+
+import functools
+import os
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from cnnrecon.errors import CnnreconError
+
+AXIS = 'data'
+STRATEGIES = ('shard_map', 'pmap')
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """Joins a multi-process run (no-op for a single process).
+
+  Args default to `jax.distributed.initialize`'s own discovery (cluster
+  environment variables, or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
+  JAX_PROCESS_ID). On CPU the cross-process collectives use gloo.
+  """
+  address = coordinator_address or os.environ.get('JAX_COORDINATOR_ADDRESS')
+  count = num_processes or int(os.environ.get('JAX_NUM_PROCESSES', '0') or 0)
+  if not address and not count:
+    return
+  pid = process_id if process_id is not None else int(os.environ.get('JAX_PROCESS_ID', '0'))
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(coordinator_address=address, num_processes=count or None, process_id=pid)
+
+
+def make_mesh() -> jax.sharding.Mesh:
+  """A 1-D mesh named `data` over all devices of all processes."""
+  return jax.sharding.Mesh(np.asarray(jax.devices()), (AXIS,))
+
+
+def check_batch_size(global_batch: int) -> int:
+  """Returns this process's batch size, or explains why `global_batch` cannot be split."""
+  devices = jax.device_count()
+  if global_batch % devices:
+    raise CnnreconError(f'data.batch_size={global_batch} is not divisible by the {devices} devices: '
+                        f'set --config.data.batch_size to a multiple of {devices}')
+  return global_batch // jax.process_count()
+
+
+class DataParallel:
+  """Compiles steps for one strategy and moves state and batches to devices.
+
+  Attributes:
+    strategy: 'shard_map' or 'pmap'.
+  """
+
+  def __init__(self, strategy: str):
+    if strategy not in STRATEGIES:
+      raise CnnreconError(f'unknown parallel={strategy!r}: use --config.parallel=shard_map or pmap')
+    self.strategy = strategy
+    self.mesh = make_mesh()
+    self._replicated = NamedSharding(self.mesh, P())
+    self._split = NamedSharding(self.mesh, P(AXIS))
+
+  def compile_train_step(self, step_fn: Callable, **static) -> Callable:
+    """Wraps `step_fn(state, batch, axis_name=...)`; the state argument is donated."""
+    per_device = functools.partial(step_fn, axis_name=AXIS, **static)
+    if self.strategy == 'pmap':
+      return jax.pmap(per_device, axis_name=AXIS, donate_argnums=0)
+    mapped = jax.shard_map(per_device, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+    return jax.jit(mapped, donate_argnums=0)
+
+  def put_replicated(self, tree: Any) -> Any:
+    """Places the same host values on every device, for plain `jax.jit` code."""
+    if self.strategy == 'pmap':
+      return jax.device_put(tree, jax.local_devices()[0])
+    return jax.tree.map(
+        lambda leaf: jax.make_array_from_callback(np.shape(leaf), self._replicated,
+                                                  lambda index: np.asarray(leaf)[index]),
+        jax.device_get(tree))
+
+  def single_copy(self, state: Any) -> Any:
+    """A view of the replicated state usable by plain `jax.jit` code (no host copy)."""
+    if self.strategy == 'pmap':
+      return jax.tree.map(lambda leaf: leaf[0], state)
+    return state
+
+  def put_state(self, state: Any) -> Any:
+    """Replicates a host state onto every device (same values in every process)."""
+    if self.strategy == 'pmap':
+      return jax.device_put_replicated(state, jax.local_devices())
+    return self.put_replicated(state)
+
+  def host_state(self, state: Any) -> Any:
+    """The replicated state as one host copy (e.g. for checkpoints and export)."""
+    return jax.device_get(self.single_copy(state))
+
+  def put_batch(self, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Places this process's batch: split over local devices, forming the global batch."""
+    if self.strategy == 'pmap':
+      count = jax.local_device_count()
+      return jax.tree.map(lambda x: x.reshape((count, -1) + x.shape[1:]), local_batch)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self._split, x), local_batch)
+
+  def get_metrics(self, metrics: dict[str, jax.Array]) -> dict[str, float]:
+    """Fetches (already averaged) metrics to the host as floats."""
+    if self.strategy == 'pmap':
+      metrics = jax.tree.map(lambda value: value[0], metrics)
+    return {name: float(value) for name, value in jax.device_get(metrics).items()}

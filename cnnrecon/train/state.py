@@ -1,0 +1,79 @@
+"""Train state and optimizer construction."""
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax.training import train_state
+
+from cnnrecon.errors import CnnreconError
+
+
+class TrainState(train_state.TrainState):
+  """Flax TrainState plus BatchNorm statistics and the root PRNG key.
+
+  `rng` holds raw key data (uint32) rather than a typed key so that orbax can
+  checkpoint it like any other array; steps wrap it with
+  `jax.random.wrap_key_data`.
+  """
+
+  batch_stats: Any = None
+  rng: jax.Array = None
+
+
+def make_optimizer(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+  """Adam/AdamW with linear warmup, cosine decay and global-norm clipping.
+
+  Args:
+    optim_config: `config.optim` (name, learning_rate, weight_decay,
+      warmup_steps, end_lr_factor, grad_clip).
+    total_steps: length of the schedule (`config.train.steps`).
+
+  Returns:
+    The optax transformation.
+  """
+  if optim_config.learning_rate <= 0:
+    raise CnnreconError(f'optim.learning_rate={optim_config.learning_rate} must be > 0: '
+                        'set e.g. --config.optim.learning_rate=1e-3')
+  warmup = min(optim_config.warmup_steps, max(total_steps - 1, 0))
+  schedule = optax.warmup_cosine_decay_schedule(
+      init_value=0.0 if warmup else optim_config.learning_rate,
+      peak_value=optim_config.learning_rate,
+      warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1),
+      end_value=optim_config.learning_rate * optim_config.end_lr_factor)
+  if optim_config.name == 'adam':
+    optimizer = optax.adam(schedule)
+  elif optim_config.name == 'adamw':
+    optimizer = optax.adamw(schedule, weight_decay=optim_config.weight_decay)
+  else:
+    raise CnnreconError(f'unknown optim.name {optim_config.name!r}: use adam or adamw')
+  if optim_config.grad_clip > 0:
+    optimizer = optax.chain(optax.clip_by_global_norm(optim_config.grad_clip), optimizer)
+  return optimizer
+
+
+def create_train_state(model: flax.linen.Module, optimizer: optax.GradientTransformation, *,
+                       seed: int, sample_shape: tuple[int, ...]) -> TrainState:
+  """Initializes params and BatchNorm statistics from `seed`.
+
+  Args:
+    model: the flax module.
+    optimizer: from `make_optimizer`.
+    seed: `config.seed`; the only source of randomness.
+    sample_shape: NHWC shape of one input batch (used for shapes only).
+
+  Returns:
+    A TrainState at step 0.
+  """
+  init_key, root_key = jax.random.split(jax.random.key(seed))
+  variables = model.init(init_key, jnp.zeros(sample_shape, jnp.float32), train=False)
+  return TrainState.create(
+      apply_fn=model.apply,
+      params=variables['params'],
+      tx=optimizer,
+      batch_stats=variables.get('batch_stats', {}),
+      rng=jax.random.key_data(root_key))

@@ -1,0 +1,129 @@
+"""Models: shapes on odd sizes, residual identity, BatchNorm, registry errors."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from cnnrecon.errors import CnnreconError
+from cnnrecon.models import registry
+
+
+def _model_config(name, depth=3, features=8, dtype='float32', **extra):
+  return ml_collections.ConfigDict(
+      dict(name=name, depth=depth, features=features, dtype=dtype, **extra))
+
+
+def _init(model, x):
+  return model.init(jax.random.key(0), x, train=False)
+
+
+@pytest.mark.parametrize('name', ['seed_stack', 'dncnn', 'unet'])
+@pytest.mark.parametrize('shape', [(2, 37, 45, 1), (1, 32, 32, 3)])
+def test_output_shape_on_any_size(name, shape):
+  model = registry.build_model(_model_config(name), channels=shape[-1])
+  x = jax.random.uniform(jax.random.key(1), shape)
+  variables = _init(model, x)
+  y = model.apply(variables, x, train=False)
+  assert y.shape == shape and y.dtype == jnp.float32
+  assert bool(jnp.isfinite(y).all())
+
+
+def test_dncnn_zero_last_conv_is_identity():
+  model = registry.build_model(_model_config('dncnn'), channels=1)
+  x = jax.random.uniform(jax.random.key(1), (2, 20, 24, 1))
+  variables = _init(model, x)
+  last = variables['params']['Conv_2']
+  zeroed = jax.tree.map(jnp.zeros_like, last)
+  params = {**variables['params'], 'Conv_2': zeroed}
+  y = model.apply({**variables, 'params': params}, x, train=False)
+  np.testing.assert_array_equal(y, x)
+
+
+def test_dncnn_param_names_follow_the_paper_layout():
+  model = registry.build_model(
+      _model_config('dncnn', depth=17, features=4, bn_epsilon=1e-3),
+      channels=1)
+  assert model.bn_epsilon == 1e-3
+  variables = _init(model, jnp.zeros((1, 8, 8, 1)))
+  convs = {f'Conv_{i}' for i in range(17)}
+  norms = {f'BatchNorm_{i}' for i in range(15)}
+  assert set(variables['params']) == convs | norms
+  assert set(variables['batch_stats']) == norms
+  assert 'bias' in variables['params']['Conv_0']
+  assert 'bias' not in variables['params']['Conv_1']
+  assert variables['params']['Conv_16']['kernel'].shape == (3, 3, 4, 1)
+
+
+@pytest.mark.parametrize('name', ['dncnn', 'unet'])
+def test_batch_stats_update_only_in_train_mode(name):
+  model = registry.build_model(_model_config(name), channels=1)
+  x = jax.random.uniform(jax.random.key(1), (4, 16, 16, 1))
+  variables = _init(model, x)
+  _, updates = model.apply(variables, x, train=True, mutable=['batch_stats'])
+  changed = jax.tree.map(lambda a, b: bool((a != b).any()),
+                         variables['batch_stats'], updates['batch_stats'])
+  assert all(jax.tree.leaves(changed))
+  y_eval = model.apply(variables, x, train=False)  # no mutable needed
+  assert y_eval.shape == x.shape
+
+
+def test_bfloat16_runs_keeps_float32_params_and_output():
+  for name in registry.MODELS:
+    model = registry.build_model(_model_config(name, dtype='bfloat16'),
+                                 channels=1)
+    x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
+    variables = _init(model, x)
+    dtypes = {leaf.dtype for leaf in jax.tree.leaves(variables)}
+    assert dtypes == {jnp.dtype(jnp.float32)}
+    y = model.apply(variables, x, train=False)
+    assert y.dtype == jnp.float32 and y.shape == x.shape
+
+
+def test_seed_stack_too_deep_names_largest_depth():
+  message = ('model.depth=18 is impossible for seed_stack on 32x32 inputs: '
+             '18 2x2 max-pools need sides divisible by 262144; the largest '
+             'depth that fits 32x32 is 5. Set --config.model.depth to at '
+             'most 5.')
+  with pytest.raises(CnnreconError) as error:
+    registry.build_model(_model_config('seed_stack', depth=18), channels=1,
+                         image_size=32)
+  assert str(error.value) == message
+  registry.build_model(_model_config('seed_stack', depth=5), channels=1,
+                       image_size=32)
+
+
+def test_unet_depth_checked_against_image_size():
+  with pytest.raises(CnnreconError, match='largest depth that fits 40x40 is 3'):
+    registry.build_model(_model_config('unet', depth=4), channels=1,
+                         image_size=40)
+  registry.build_model(_model_config('dncnn', depth=17), channels=1,
+                       image_size=41)  # fully convolutional: any size
+
+
+@pytest.mark.parametrize('config, match', [
+    (_model_config('resnet'), 'known models: seed_stack, dncnn, unet'),
+    (_model_config('unet', depth=0), 'model.depth=0 must be a positive'),
+    (_model_config('unet', features=0), 'model.features=0 must be a positive'),
+    (_model_config('unet', dtype='float8'), 'known dtypes: float32'),
+    (_model_config('dncnn', depth=1), 'too shallow for dncnn'),
+])
+def test_bad_configs_raise(config, match):
+  with pytest.raises(CnnreconError, match=match):
+    registry.build_model(config, channels=1)
+
+
+def test_bn_axis_name_reaches_batchnorm():
+  model = registry.build_model(_model_config('dncnn'), channels=1,
+                               bn_axis_name='data')
+  x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 1))
+  variables = _init(model, x[:1])  # init runs in eval mode: no collective
+
+  def train_forward(x):
+    return model.apply(variables, x, train=True, mutable=['batch_stats'])
+
+  batched = jax.vmap(train_forward, axis_name='data')(x[:, None])
+  stats = batched[1]['batch_stats']['BatchNorm_0']['mean']
+  # Averaged over the named axis, so every member holds the same statistics.
+  np.testing.assert_allclose(stats[0], stats[1], rtol=1e-6)
