@@ -38,12 +38,12 @@ def _check_inputs(noisy: np.ndarray, sigma: float) -> None:
   """Rejects shapes and noise levels the denoisers cannot handle."""
   if noisy.ndim != 3 or noisy.shape[-1] not in (1, 3):
     raise CnnreconError(
-        f"baseline denoisers take one HxWxC image with C=1 or 3, got shape "
-        f"{noisy.shape}; pass images one at a time (drop the batch axis)")
+        f'baseline denoisers take one HxWxC image with C=1 or 3, got shape '
+        f'{noisy.shape}; pass images one at a time (drop the batch axis)')
   if not 0.0 < sigma <= 1.0:
     raise CnnreconError(
-        f"baseline sigma must be on the 0..1 scale, got {sigma}; pass "
-        f"sigma/255 (e.g. 25/255 for sigma=25)")
+        f'baseline sigma must be on the 0..1 scale, got {sigma}; pass '
+        f'sigma/255 (e.g. 25/255 for sigma=25)')
 
 
 def _per_channel_layout(
@@ -108,7 +108,7 @@ def _wavelet(image, channel_axis, sigma):
         "`pip install PyWavelets` or leave 'wavelet' out of the baselines"
     ) from e
   return restoration.denoise_wavelet(
-      image, sigma=sigma, method="BayesShrink", mode="soft",
+      image, sigma=sigma, method='BayesShrink', mode='soft',
       rescale_sigma=True, channel_axis=channel_axis,
       convert2ycbcr=channel_axis is not None)
 
@@ -122,7 +122,7 @@ def classical_denoisers() -> dict[str, Denoiser]:
     estimate of the same shape.
   """
   return {
-      "nl_means": _per_channel_layout(_nl_means),
-      "tv": _per_channel_layout(_tv),
-      "wavelet": _per_channel_layout(_wavelet),
+      'nl_means': _per_channel_layout(_nl_means),
+      'tv': _per_channel_layout(_tv),
+      'wavelet': _per_channel_layout(_wavelet),
   }

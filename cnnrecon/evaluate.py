@@ -10,9 +10,8 @@ metrics, as a saved image would be; the 'noisy' row is NOT clipped, so it
 measures the actual degradation that was fed to the model (clipping the
 noise would make the noisy PSNR look better than the input really is).
 
-Results are plain dicts: `rows[method][image] = {"psnr": float, "ssim": float}`.
-Method 'model' is the network and 'noisy' the degraded input; every other
-method is a baseline.
+Results are plain dicts `rows[method][image] = {"psnr": float, "ssim": float}`;
+method 'model' is the network, 'noisy' the input, any other a baseline.
 """
 
 import csv
@@ -26,9 +25,9 @@ import uuid
 import numpy as np
 from skimage import metrics as skmetrics
 
-MODEL = "model"
-NOISY = "noisy"
-AVERAGE = "Average"
+MODEL = 'model'
+NOISY = 'noisy'
+AVERAGE = 'Average'
 
 Rows = Mapping[str, Mapping[str, Mapping[str, float]]]
 
@@ -54,7 +53,7 @@ def image_metrics(clean: np.ndarray, estimate: np.ndarray, *,
   ssim = skmetrics.structural_similarity(
       clean, estimate, data_range=1.0, gaussian_weights=True, sigma=1.5,
       use_sample_covariance=False, channel_axis=-1)
-  return {"psnr": float(psnr), "ssim": float(ssim)}
+  return {'psnr': float(psnr), 'ssim': float(ssim)}
 
 
 def method_order(methods: Iterable[str]) -> list[str]:
@@ -78,7 +77,7 @@ def _image_names(rows: Rows) -> list[str]:
   for method, per_image in rows.items():
     missing = [n for n in names if n not in per_image]
     if missing:
-      raise ValueError(f"method {method!r} has no result for images {missing}")
+      raise ValueError(f'method {method!r} has no result for images {missing}')
   return names
 
 
@@ -93,7 +92,7 @@ def summarize(rows: Rows) -> dict[str, dict[str, float]]:
   """
   return {
       method: {key: float(np.mean([m[key] for m in per_image.values()]))
-               for key in ("psnr", "ssim")}
+               for key in ('psnr', 'ssim')}
       for method, per_image in rows.items()
   }
 
@@ -109,15 +108,15 @@ def summarize_seeds(rows_per_seed: Sequence[Rows]) -> dict[str, dict[str, float]
     sample standard deviation (ddof=1) across seeds, 0.0 for a single seed.
   """
   if not rows_per_seed:
-    raise ValueError("summarize_seeds needs the rows of at least one seed")
+    raise ValueError('summarize_seeds needs the rows of at least one seed')
   summaries = [summarize(rows) for rows in rows_per_seed]
   out = {}
   for method in summaries[0]:
     out[method] = {}
-    for key in ("psnr", "ssim"):
+    for key in ('psnr', 'ssim'):
       values = np.array([s[method][key] for s in summaries])
-      out[method][f"{key}_mean"] = float(values.mean())
-      out[method][f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+      out[method][f'{key}_mean'] = float(values.mean())
+      out[method][f'{key}_std'] = float(values.std(ddof=1) if len(values) > 1 else 0)
   return out
 
 
@@ -133,7 +132,7 @@ def summary_json(rows: Rows) -> dict:
   """
   summary = summarize(rows)
   out = {name: summary[name] for name in (MODEL, NOISY) if name in summary}
-  out["baselines"] = {m: summary[m] for m in method_order(summary)
+  out['baselines'] = {m: summary[m] for m in method_order(summary)
                       if m not in (MODEL, NOISY)}
   return out
 
@@ -149,16 +148,16 @@ def format_table(rows: Rows) -> str:
   """
   methods = method_order(rows)
   summary = summarize(rows)
-  cells = [["image"] + methods]
+  cells = [['image'] + methods]
   for name in _image_names(rows):
     cells.append([name] + [_cell(rows[m][name]) for m in methods])
   cells.append([AVERAGE] + [_cell(summary[m]) for m in methods])
   widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-  lines = ["  ".join(c.rjust(w) if i else c.ljust(w)
+  lines = ['  '.join(c.rjust(w) if i else c.ljust(w)
                      for i, (c, w) in enumerate(zip(row, widths)))
            for row in cells]
-  lines.insert(1, "  ".join("-" * w for w in widths))
-  return "\n".join(lines)
+  lines.insert(1, '  '.join('-' * w for w in widths))
+  return '\n'.join(lines)
 
 
 def _cell(m: Mapping[str, float]) -> str:
@@ -169,27 +168,27 @@ def _markdown(rows: Rows, title: str, notes: str | None) -> str:
   """Per-image and summary Markdown tables."""
   methods = method_order(rows)
   summary = summarize(rows)
-  lines = [f"# {title}", ""]
+  lines = [f'# {title}', '']
   if notes:
-    lines += [notes, ""]
-  lines += ["## Per image (PSNR dB / SSIM)", "",
-            "| image | " + " | ".join(methods) + " |",
-            "|---|" + "---:|" * len(methods)]
+    lines += [notes, '']
+  lines += ['## Per image (PSNR dB / SSIM)', '',
+            '| image | ' + ' | '.join(methods) + ' |',
+            '|---|' + '---:|' * len(methods)]
   for name in _image_names(rows):
-    lines.append(f"| {name} | " + " | ".join(_cell(rows[m][name]) for m in methods) + " |")
-  lines.append(f"| **{AVERAGE}** | " + " | ".join(
-      f"**{_cell(summary[m])}**" for m in methods) + " |")
-  lines += ["", "## Summary", "", "| method | PSNR (dB) | SSIM |", "|---|---:|---:|"]
+    lines.append(f'| {name} | ' + ' | '.join(_cell(rows[m][name]) for m in methods) + ' |')
+  lines.append(f'| **{AVERAGE}** | ' + ' | '.join(
+      f'**{_cell(summary[m])}**' for m in methods) + ' |')
+  lines += ['', '## Summary', '', '| method | PSNR (dB) | SSIM |', '|---|---:|---:|']
   lines += [f"| {m} | {summary[m]['psnr']:.2f} | {summary[m]['ssim']:.4f} |"
             for m in methods]
-  return "\n".join(lines) + "\n"
+  return '\n'.join(lines) + '\n'
 
 
 def _csv(rows: Rows) -> str:
   """Long-format CSV: one line per (image, method), then per-method averages."""
   buffer = io.StringIO()
-  writer = csv.writer(buffer, lineterminator="\n")
-  writer.writerow(["image", "method", "psnr", "ssim"])
+  writer = csv.writer(buffer, lineterminator='\n')
+  writer.writerow(['image', 'method', 'psnr', 'ssim'])
   methods = method_order(rows)
   for name in _image_names(rows):
     for m in methods:
@@ -202,9 +201,7 @@ def _csv(rows: Rows) -> str:
 
 
 def write_file_atomic(path: str | os.PathLike, content: str | bytes) -> pathlib.Path:
-  """Writes `content` to `path` via a temporary file and `os.replace`.
-
-  A crash mid-write leaves the old file or none, never half a file.
+  """Writes via a temporary file and `os.replace`: never a half-written file.
 
   Args:
     path: destination; its parent folder is created if needed.
@@ -215,12 +212,12 @@ def write_file_atomic(path: str | os.PathLike, content: str | bytes) -> pathlib.
   """
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  data = content.encode("utf-8") if isinstance(content, str) else content
+  data = content.encode('utf-8') if isinstance(content, str) else content
   # Same folder so os.replace is a rename; plain open (not mkstemp) so the
   # file gets the usual umask permissions instead of 0600.
-  tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+  tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex}.tmp')
   try:
-    with open(tmp, "xb") as f:
+    with open(tmp, 'xb') as f:
       f.write(data)
     os.replace(tmp, path)
   except BaseException:
@@ -245,8 +242,8 @@ def write_tables(rows: Rows, out_dir: str | os.PathLike, *, title: str,
   """
   out_dir = pathlib.Path(out_dir)
   return {
-      "markdown": write_file_atomic(out_dir / "results.md", _markdown(rows, title, notes)),
-      "csv": write_file_atomic(out_dir / "results.csv", _csv(rows)),
-      "summary": write_file_atomic(
-          out_dir / "summary.json", json.dumps(summary_json(rows), indent=2) + "\n"),
+      'markdown': write_file_atomic(out_dir / 'results.md', _markdown(rows, title, notes)),
+      'csv': write_file_atomic(out_dir / 'results.csv', _csv(rows)),
+      'summary': write_file_atomic(
+          out_dir / 'summary.json', json.dumps(summary_json(rows), indent=2) + '\n'),
   }

@@ -96,7 +96,7 @@ def evaluate_images(model: TrainedModel, images: Sequence[tuple[str, np.ndarray]
     observed = degrade_image(degradation_config, clean, seed=seed, index=index)
     estimate = np.clip(model(observed[None])[0], 0.0, 1.0)
     rows['model'][name] = evaluate.image_metrics(clean, estimate)
-    rows['noisy'][name] = evaluate.image_metrics(clean, observed)
+    rows['noisy'][name] = evaluate.image_metrics(clean, observed, clip_estimate=False)
     for method, denoise in denoisers.items():
       rows[method][name] = evaluate.image_metrics(clean, denoise(observed, degradation_config.sigma / 255.0))
     triplets.append((observed, estimate, clean))

@@ -33,10 +33,10 @@ def image_grid(columns: Sequence[np.ndarray], *,
   """
   batches = [_as_rgb_batch(c) for c in columns]
   if not batches or any(b.shape != batches[0].shape for b in batches):
-    raise ValueError(f"image_grid needs >= 1 batch, all the same NHW; got "
-                     f"{[np.shape(c) for c in columns]}")
+    raise ValueError(f'image_grid needs >= 1 batch, all the same NHW; got '
+                     f'{[np.shape(c) for c in columns]}')
   if titles is not None and len(titles) != len(batches):
-    raise ValueError(f"got {len(titles)} titles for {len(batches)} columns")
+    raise ValueError(f'got {len(titles)} titles for {len(batches)} columns')
   n, height, width, _ = batches[0].shape
   # Row-major order (example, column) is what montage fills its grid with.
   tiles = np.stack(batches, axis=1).reshape(n * len(batches), height, width, 3)
@@ -49,7 +49,7 @@ def image_grid(columns: Sequence[np.ndarray], *,
 def _as_rgb_batch(batch: np.ndarray) -> np.ndarray:
   batch = np.clip(np.asarray(batch, dtype=np.float32), 0.0, 1.0)
   if batch.ndim != 4 or batch.shape[-1] not in (1, 3):
-    raise ValueError(f"image_grid columns must be NHWC with C=1 or 3, got {batch.shape}")
+    raise ValueError(f'image_grid columns must be NHWC with C=1 or 3, got {batch.shape}')
   return np.repeat(batch, 3, axis=-1) if batch.shape[-1] == 1 else batch
 
 
@@ -57,13 +57,13 @@ def _add_titles(grid: np.ndarray, titles: Sequence[str], tile_width: int) -> np.
   """Prepends a white band with each title centred over its column."""
   font = ImageFont.load_default()
   band_height = max(font.getbbox(t)[3] for t in titles) + 2 * SEPARATOR_PX + 2
-  canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + band_height), "white")
+  canvas = Image.new('RGB', (grid.shape[1], grid.shape[0] + band_height), 'white')
   canvas.paste(Image.fromarray(grid), (0, band_height))
   draw = ImageDraw.Draw(canvas)
   for j, title in enumerate(titles):
     left, _, right, _ = font.getbbox(title)
     x = SEPARATOR_PX + j * (tile_width + SEPARATOR_PX) + (tile_width - (right - left)) // 2
-    draw.text((x, SEPARATOR_PX), title, fill="black", font=font)
+    draw.text((x, SEPARATOR_PX), title, fill='black', font=font)
   return np.asarray(canvas)
 
 
@@ -79,32 +79,32 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
   """
   image = np.asarray(image)
   if image.dtype != np.uint8:
-    raise ValueError(f"save_png takes uint8 images, got {image.dtype}; use image_grid")
+    raise ValueError(f'save_png takes uint8 images, got {image.dtype}; use image_grid')
   if image.ndim == 3 and image.shape[-1] == 1:
     image = image[..., 0]
   buffer = io.BytesIO()
-  Image.fromarray(image).save(buffer, format="PNG")
+  Image.fromarray(image).save(buffer, format='PNG')
   return write_file_atomic(path, buffer.getvalue())
 
 
 def _read_metrics(path: pathlib.Path) -> list[dict]:
   """Parses metrics.jsonl; blank lines are skipped."""
   if not path.is_file():
-    raise CnnreconError(f"metrics file {path} not found; train first or pass the "
-                        f"workdir that holds metrics.jsonl")
+    raise CnnreconError(f'metrics file {path} not found; train first or pass the '
+                        f'workdir that holds metrics.jsonl')
   records = []
   for number, line in enumerate(path.read_text().splitlines(), start=1):
     if line.strip():
       try:
         records.append(json.loads(line))
       except json.JSONDecodeError as e:
-        raise CnnreconError(f"{path}:{number} is not valid JSON ({e.msg}); "
-                            f"fix or delete that line") from e
+        raise CnnreconError(f'{path}:{number} is not valid JSON ({e.msg}); '
+                            f'fix or delete that line') from e
   return records
 
 
 def _series(records: Iterable[dict], key: str) -> tuple[list[float], list[float]]:
-  points = [(r["step"], r[key]) for r in records if key in r and "step" in r]
+  points = [(r['step'], r[key]) for r in records if key in r and 'step' in r]
   return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -122,51 +122,51 @@ def plot_loss_curve(metrics_jsonl_path: str | os.PathLike,
   """
   records = _read_metrics(pathlib.Path(metrics_jsonl_path))
   # Figure + Agg canvas, not pyplot: no global state, no display needed.
-  fig = Figure(figsize=(10, 3.6), layout="constrained")
+  fig = Figure(figsize=(10, 3.6), layout='constrained')
   FigureCanvasAgg(fig)
   loss_ax, psnr_ax = fig.subplots(1, 2)
-  loss_ax.plot(*_series(records, "train/loss"), color="tab:blue")
-  loss_ax.set(yscale="log", xlabel="step", ylabel="train loss", title="Training loss")
-  for key, style in (("train/psnr", dict(alpha=0.5)), ("eval/psnr", dict(marker="o"))):
+  loss_ax.plot(*_series(records, 'train/loss'), color='tab:blue')
+  loss_ax.set(yscale='log', xlabel='step', ylabel='train loss', title='Training loss')
+  for key, style in (('train/psnr', dict(alpha=0.5)), ('eval/psnr', dict(marker='o'))):
     steps, values = _series(records, key)
     if steps:
       psnr_ax.plot(steps, values, label=key, **style)
   if psnr_ax.has_data():
     psnr_ax.legend()
-  psnr_ax.set(xlabel="step", ylabel="PSNR (dB)", title="PSNR")
-  loss_ax.grid(True, which="both", alpha=0.3)
+  psnr_ax.set(xlabel='step', ylabel='PSNR (dB)', title='PSNR')
+  loss_ax.grid(True, which='both', alpha=0.3)
   psnr_ax.grid(True, alpha=0.3)
   buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=100)
+  fig.savefig(buffer, format='png', dpi=100)
   return write_file_atomic(out_png, buffer.getvalue())
 
 
-def _flatten(config: Mapping, prefix: str = "") -> dict[str, object]:
+def _flatten(config: Mapping, prefix: str = '') -> dict[str, object]:
   flat = {}
   for key, value in config.items():
     if isinstance(value, Mapping):
-      flat.update(_flatten(value, f"{prefix}{key}."))
+      flat.update(_flatten(value, f'{prefix}{key}.'))
     else:
-      flat[f"{prefix}{key}"] = value
+      flat[f'{prefix}{key}'] = value
   return flat
 
 
 def _config_table(config_summary: Mapping) -> list[str]:
-  lines = ["| key | value |", "|---|---|"]
+  lines = ['| key | value |', '|---|---|']
   for key, value in _flatten(config_summary).items():
-    escaped = str(value).replace("|", r"\|")  # a bare pipe would split the cell
-    lines.append(f"| {key} | {escaped} |")
+    escaped = str(value).replace('|', r'\|')  # a bare pipe would split the cell
+    lines.append(f'| {key} | {escaped} |')
   return lines
 
 
 def _results_table(rows_summary: Mapping[str, Mapping[str, float]]) -> list[str]:
   """Methods sorted by PSNR (best first) with gains over the noisy input."""
   noisy = rows_summary.get(NOISY)
-  lines = ["| method | PSNR (dB) | SSIM | ΔPSNR vs noisy | ΔSSIM vs noisy |",
-           "|---|---:|---:|---:|---:|"]
-  for method, m in sorted(rows_summary.items(), key=lambda kv: -kv[1]["psnr"]):
+  lines = ['| method | PSNR (dB) | SSIM | ΔPSNR vs noisy | ΔSSIM vs noisy |',
+           '|---|---:|---:|---:|---:|']
+  for method, m in sorted(rows_summary.items(), key=lambda kv: -kv[1]['psnr']):
     deltas = (f"{m['psnr'] - noisy['psnr']:+.2f} | {m['ssim'] - noisy['ssim']:+.4f}"
-              if noisy else "– | –")
+              if noisy else '– | –')
     lines.append(f"| {method} | {m['psnr']:.2f} | {m['ssim']:.4f} | {deltas} |")
   return lines
 
@@ -174,7 +174,7 @@ def _results_table(rows_summary: Mapping[str, Mapping[str, float]]) -> list[str]
 def _image_link(workdir: pathlib.Path, png: str | None, alt: str) -> list[str]:
   if not png:
     return []
-  return [f"![{alt}]({pathlib.Path(os.path.relpath(png, workdir)).as_posix()})", ""]
+  return [f'![{alt}]({pathlib.Path(os.path.relpath(png, workdir)).as_posix()})', '']
 
 
 def write_report(workdir: str | os.PathLike, *, config_summary: dict,
@@ -198,17 +198,17 @@ def write_report(workdir: str | os.PathLike, *, config_summary: dict,
     Path of report.md.
   """
   workdir = pathlib.Path(workdir)
-  lines = [f"# cnnrecon run report: {workdir.name}", "", "## Configuration", ""]
+  lines = [f'# cnnrecon run report: {workdir.name}', '', '## Configuration', '']
   lines += _config_table(config_summary)
-  lines += ["", "## Results", ""] + _results_table(rows_summary) + [""]
-  lines += _image_link(workdir, grid_png, "example images")
-  lines += _image_link(workdir, curve_png, "training curves")
-  lines += ["## Training", "", f"- steps: {steps}",
-            f"- wall time: {wall_time_s:.1f} s"
-            + (f" ({wall_time_s / steps:.3f} s/step)" if steps else "")]
+  lines += ['', '## Results', ''] + _results_table(rows_summary) + ['']
+  lines += _image_link(workdir, grid_png, 'example images')
+  lines += _image_link(workdir, curve_png, 'training curves')
+  lines += ['## Training', '', f'- steps: {steps}',
+            f'- wall time: {wall_time_s:.1f} s'
+            + (f' ({wall_time_s / steps:.3f} s/step)' if steps else '')]
   if images_per_second is not None:
-    lines.append(f"- throughput: {images_per_second:.1f} images/s")
+    lines.append(f'- throughput: {images_per_second:.1f} images/s')
   extra_lines = list(extra_lines)
   if extra_lines:
-    lines += [""] + extra_lines
-  return write_file_atomic(workdir / "report.md", "\n".join(lines) + "\n")
+    lines += [''] + extra_lines
+  return write_file_atomic(workdir / 'report.md', '\n'.join(lines) + '\n')

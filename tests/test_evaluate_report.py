@@ -10,15 +10,15 @@ from skimage.metrics import structural_similarity
 
 from cnnrecon import evaluate, report
 
-METHODS = ("model", "noisy", "nl_means", "tv", "wavelet")
+METHODS = ('model', 'noisy', 'nl_means', 'tv', 'wavelet')
 
 
 def _rows(offset=0.0):
   """Synthetic rows: two images, PSNR/SSIM distinct per method and image."""
   return {
       method: {
-          image: {"psnr": 20.0 + 2 * i + j + offset, "ssim": 0.5 + 0.05 * i + 0.01 * j}
-          for j, image in enumerate(("camera", "moon"))
+          image: {'psnr': 20.0 + 2 * i + j + offset, 'ssim': 0.5 + 0.05 * i + 0.01 * j}
+          for j, image in enumerate(('camera', 'moon'))
       }
       for i, method in enumerate(METHODS)
   }
@@ -35,7 +35,7 @@ def test_image_metrics_psnr_matches_closed_form_without_clipping():
   assert noisy.min() < 0 or noisy.max() > 1  # the clipping choice matters here
   mse = np.mean((clean.astype(np.float64) - noisy) ** 2)
   got = evaluate.image_metrics(clean, noisy, clip_estimate=False)
-  np.testing.assert_allclose(got["psnr"], 10 * np.log10(1.0 / mse), rtol=1e-6)
+  np.testing.assert_allclose(got['psnr'], 10 * np.log10(1.0 / mse), rtol=1e-6)
 
 
 def test_image_metrics_clips_estimate_by_default():
@@ -43,11 +43,11 @@ def test_image_metrics_clips_estimate_by_default():
   clipped = np.clip(noisy, 0, 1)
   mse = np.mean((clean.astype(np.float64) - clipped) ** 2)
   got = evaluate.image_metrics(clean, noisy)
-  np.testing.assert_allclose(got["psnr"], 10 * np.log10(1.0 / mse), rtol=1e-6)
+  np.testing.assert_allclose(got['psnr'], 10 * np.log10(1.0 / mse), rtol=1e-6)
   want_ssim = structural_similarity(
       clean[..., 0].astype(np.float64), clipped[..., 0].astype(np.float64), data_range=1,
       gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-  np.testing.assert_allclose(got["ssim"], want_ssim, rtol=1e-6)
+  np.testing.assert_allclose(got['ssim'], want_ssim, rtol=1e-6)
 
 
 def test_image_metrics_rgb():
@@ -55,73 +55,73 @@ def test_image_metrics_rgb():
   estimate = np.clip(clean + 0.05, 0, 1)
   got = evaluate.image_metrics(clean, estimate)
   mse = np.mean((clean.astype(np.float64) - estimate) ** 2)
-  np.testing.assert_allclose(got["psnr"], 10 * np.log10(1.0 / mse), rtol=1e-6)
-  assert 0.0 < got["ssim"] < 1.0
+  np.testing.assert_allclose(got['psnr'], 10 * np.log10(1.0 / mse), rtol=1e-6)
+  assert 0.0 < got['ssim'] < 1.0
 
 
 def test_summarize_is_mean_over_images():
   summary = evaluate.summarize(_rows())
-  assert summary["tv"] == pytest.approx({"psnr": 26.5, "ssim": 0.655})
+  assert summary['tv'] == pytest.approx({'psnr': 26.5, 'ssim': 0.655})
 
 
 def test_summarize_seeds_mean_and_sample_std():
   seeds = evaluate.summarize_seeds([_rows(0.0), _rows(1.0), _rows(2.0)])
-  assert seeds["model"]["psnr_mean"] == pytest.approx(21.5)
-  assert seeds["model"]["psnr_std"] == pytest.approx(np.std([20.5, 21.5, 22.5], ddof=1))
-  assert seeds["model"]["ssim_std"] == pytest.approx(0.0, abs=1e-12)
-  assert evaluate.summarize_seeds([_rows()])["tv"]["psnr_std"] == 0.0
+  assert seeds['model']['psnr_mean'] == pytest.approx(21.5)
+  assert seeds['model']['psnr_std'] == pytest.approx(np.std([20.5, 21.5, 22.5], ddof=1))
+  assert seeds['model']['ssim_std'] == pytest.approx(0.0, abs=1e-12)
+  assert evaluate.summarize_seeds([_rows()])['tv']['psnr_std'] == 0.0
 
 
 def test_write_tables_files(tmp_path):
-  paths = evaluate.write_tables(_rows(), tmp_path / "eval", title="Set12, sigma 25")
-  assert set(paths) == {"markdown", "csv", "summary"}
+  paths = evaluate.write_tables(_rows(), tmp_path / 'eval', title='Set12, sigma 25')
+  assert set(paths) == {'markdown', 'csv', 'summary'}
 
-  summary = json.loads(paths["summary"].read_text())
-  assert set(summary) == {"model", "noisy", "baselines"}
-  assert set(summary["baselines"]) == {"nl_means", "tv", "wavelet"}
-  for metrics in [summary["model"], summary["noisy"], *summary["baselines"].values()]:
-    assert set(metrics) == {"psnr", "ssim"}
+  summary = json.loads(paths['summary'].read_text())
+  assert set(summary) == {'model', 'noisy', 'baselines'}
+  assert set(summary['baselines']) == {'nl_means', 'tv', 'wavelet'}
+  for metrics in [summary['model'], summary['noisy'], *summary['baselines'].values()]:
+    assert set(metrics) == {'psnr', 'ssim'}
     assert all(isinstance(v, float) for v in metrics.values())
-  assert summary["model"]["psnr"] == pytest.approx(20.5)
+  assert summary['model']['psnr'] == pytest.approx(20.5)
 
-  with paths["csv"].open(newline="") as f:
+  with paths['csv'].open(newline='') as f:
     records = list(csv.DictReader(f))
-  assert list(records[0]) == ["image", "method", "psnr", "ssim"]
+  assert list(records[0]) == ['image', 'method', 'psnr', 'ssim']
   assert len(records) == 2 * len(METHODS) + len(METHODS)
-  average_tv = [r for r in records if r["image"] == "Average" and r["method"] == "tv"]
-  assert float(average_tv[0]["psnr"]) == pytest.approx(26.5)
+  average_tv = [r for r in records if r['image'] == 'Average' and r['method'] == 'tv']
+  assert float(average_tv[0]['psnr']) == pytest.approx(26.5)
 
-  markdown = paths["markdown"].read_text()
-  assert "# Set12, sigma 25" in markdown
-  assert "| **Average** |" in markdown
-  assert "| tv | 26.50 | 0.6550 |" in markdown
+  markdown = paths['markdown'].read_text()
+  assert '# Set12, sigma 25' in markdown
+  assert '| **Average** |' in markdown
+  assert '| tv | 26.50 | 0.6550 |' in markdown
 
 
 def test_write_tables_is_atomic_and_overwrites(tmp_path):
-  evaluate.write_tables(_rows(), tmp_path, title="first")
-  evaluate.write_tables(_rows(1.0), tmp_path, title="second")
+  evaluate.write_tables(_rows(), tmp_path, title='first')
+  evaluate.write_tables(_rows(1.0), tmp_path, title='second')
   assert sorted(p.name for p in tmp_path.iterdir()) == [
-      "results.csv", "results.md", "summary.json"]
-  assert "# second" in (tmp_path / "results.md").read_text()
+      'results.csv', 'results.md', 'summary.json']
+  assert '# second' in (tmp_path / 'results.md').read_text()
 
 
 def test_failed_write_leaves_no_tmp_file(tmp_path):
   with pytest.raises(TypeError):  # fails inside the write, after the tmp file exists
-    evaluate.write_file_atomic(tmp_path / "x.md", ["neither str nor bytes"])
+    evaluate.write_file_atomic(tmp_path / 'x.md', ['neither str nor bytes'])
   assert list(tmp_path.iterdir()) == []
 
 
 def test_format_table_is_fixed_width():
   lines = evaluate.format_table(_rows()).splitlines()
-  assert lines[0].split() == ["image", "noisy", "nl_means", "tv", "wavelet", "model"]
-  assert lines[-1].startswith("Average")
+  assert lines[0].split() == ['image', 'noisy', 'nl_means', 'tv', 'wavelet', 'model']
+  assert lines[-1].startswith('Average')
   assert len({len(line) for line in lines}) == 1
 
 
 def test_mismatched_images_are_rejected():
   rows = _rows()
-  del rows["tv"]["moon"]
-  with pytest.raises(ValueError, match="tv"):
+  del rows['tv']['moon']
+  with pytest.raises(ValueError, match='tv'):
     evaluate.format_table(rows)
 
 
@@ -141,7 +141,7 @@ def test_image_grid_shape_and_separators():
 def test_image_grid_titles_add_a_band():
   columns = [np.zeros((2, 10, 12, 3))] * 3
   plain = report.image_grid(columns)
-  titled = report.image_grid(columns, titles=["noisy", "denoised", "clean"])
+  titled = report.image_grid(columns, titles=['noisy', 'denoised', 'clean'])
   assert titled.shape[1:] == plain.shape[1:] and titled.shape[0] > plain.shape[0]
   np.testing.assert_array_equal(titled[-plain.shape[0]:], plain)
 
@@ -149,45 +149,45 @@ def test_image_grid_titles_add_a_band():
 def test_save_png_roundtrip(tmp_path):
   from PIL import Image
   grid = report.image_grid([np.full((1, 8, 8, 3), 0.5)] * 2)
-  path = report.save_png(tmp_path / "grid.png", grid)
+  path = report.save_png(tmp_path / 'grid.png', grid)
   np.testing.assert_array_equal(np.asarray(Image.open(path)), grid)
 
 
 def test_plot_loss_curve_writes_png(tmp_path):
-  lines = [json.dumps({"step": s, "train/loss": 1.0 / s, "train/psnr": 20 + s / 10})
+  lines = [json.dumps({'step': s, 'train/loss': 1.0 / s, 'train/psnr': 20 + s / 10})
            for s in range(1, 50)]
-  lines += [json.dumps({"step": s, "eval/psnr": 25.0 + s / 100}) for s in (10, 30, 49)]
-  metrics = tmp_path / "metrics.jsonl"
-  metrics.write_text("\n".join(lines) + "\n\n")
-  out = report.plot_loss_curve(metrics, tmp_path / "curves.png")
-  assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-  assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "metrics.jsonl"]
+  lines += [json.dumps({'step': s, 'eval/psnr': 25.0 + s / 100}) for s in (10, 30, 49)]
+  metrics = tmp_path / 'metrics.jsonl'
+  metrics.write_text('\n'.join(lines) + '\n\n')
+  out = report.plot_loss_curve(metrics, tmp_path / 'curves.png')
+  assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['curves.png', 'metrics.jsonl']
 
 
 def test_plot_loss_curve_bad_line_is_a_user_error(tmp_path):
   from cnnrecon.errors import CnnreconError
-  metrics = tmp_path / "metrics.jsonl"
+  metrics = tmp_path / 'metrics.jsonl'
   metrics.write_text('{"step": 1, "train/loss": 0.1}\n{oops\n')
-  with pytest.raises(CnnreconError, match="metrics.jsonl:2"):
-    report.plot_loss_curve(metrics, tmp_path / "curves.png")
+  with pytest.raises(CnnreconError, match='metrics.jsonl:2'):
+    report.plot_loss_curve(metrics, tmp_path / 'curves.png')
 
 
 def test_write_report_contains_table_and_links(tmp_path):
   summary = evaluate.summarize(_rows())
-  (tmp_path / "plots").mkdir()
+  (tmp_path / 'plots').mkdir()
   path = report.write_report(
-      tmp_path, config_summary={"model": {"name": "dncnn", "depth": 17}, "sigma": 25},
-      rows_summary=summary, grid_png=str(tmp_path / "plots" / "grid.png"),
-      curve_png=str(tmp_path / "curves.png"), wall_time_s=120.0, steps=1000,
-      images_per_second=266.7, extra_lines=["PSNR on [0, 1], noisy not clipped."])
+      tmp_path, config_summary={'model': {'name': 'dncnn', 'depth': 17}, 'sigma': 25},
+      rows_summary=summary, grid_png=str(tmp_path / 'plots' / 'grid.png'),
+      curve_png=str(tmp_path / 'curves.png'), wall_time_s=120.0, steps=1000,
+      images_per_second=266.7, extra_lines=['PSNR on [0, 1], noisy not clipped.'])
   text = path.read_text()
-  assert path == tmp_path / "report.md"
-  assert "| model.depth | 17 |" in text
-  table = [line for line in text.splitlines() if line.startswith("| ") and "dB" not in line
-           and line.split("|")[1].strip() in METHODS]
-  assert [line.split("|")[1].strip() for line in table] == [
-      "wavelet", "tv", "nl_means", "noisy", "model"]  # PSNR descending
-  assert "| tv | 26.50 | 0.6550 | +4.00 | +0.1000 |" in text
-  assert "(plots/grid.png)" in text and "(curves.png)" in text
-  assert "0.120 s/step" in text and "266.7 images/s" in text
-  assert "noisy not clipped" in text
+  assert path == tmp_path / 'report.md'
+  assert '| model.depth | 17 |' in text
+  table = [line for line in text.splitlines() if line.startswith('| ') and 'dB' not in line
+           and line.split('|')[1].strip() in METHODS]
+  assert [line.split('|')[1].strip() for line in table] == [
+      'wavelet', 'tv', 'nl_means', 'noisy', 'model']  # PSNR descending
+  assert '| tv | 26.50 | 0.6550 | +4.00 | +0.1000 |' in text
+  assert '(plots/grid.png)' in text and '(curves.png)' in text
+  assert '0.120 s/step' in text and '266.7 images/s' in text
+  assert 'noisy not clipped' in text

@@ -1,14 +1,17 @@
 """Image files <-> HWC numpy arrays (float32 in [0, 1], or uint8).
 
-Reading goes through `skimage.io.imread` (imageio / tifffile), so 8-bit and
-16-bit PNG, JPEG, BMP and TIFF files all come back scaled to [0, 1].
+Reading goes through imageio with the pillow plugin (tifffile for TIFF), the
+readers behind `skimage.io`, whose plugin layer is deprecated. 8-bit and
+16-bit PNG, JPEG, BMP and TIFF files all come back scaled to [0, 1]. Writing
+uses PIL.
 """
 
 import pathlib
 
+import imageio.v3 as iio
 import numpy as np
+import PIL.Image
 import skimage.color
-import skimage.io
 import skimage.util
 
 from cnnrecon.errors import CnnreconError
@@ -110,8 +113,10 @@ def read_image(path: str | pathlib.Path, *, channels: int) -> np.ndarray:
   path = pathlib.Path(path).expanduser()
   if not path.is_file():
     raise CnnreconError(f'image file {path} does not exist: check the path')
+  # An explicit plugin keeps imageio from probing every backend on a bad file.
+  plugin = 'tifffile' if path.suffix.lower() in ('.tif', '.tiff') else 'pillow'
   try:
-    array = skimage.io.imread(path)
+    array = iio.imread(path, plugin=plugin)
   except (OSError, ValueError, SyntaxError) as error:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     raise CnnreconError(f'{path} is not a readable image ({reason}): replace it '
@@ -139,4 +144,4 @@ def write_image(path: str | pathlib.Path, image: np.ndarray) -> None:
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   pixels = skimage.util.img_as_ubyte(np.clip(image, 0.0, 1.0))
-  skimage.io.imsave(path, pixels, check_contrast=False)
+  PIL.Image.fromarray(pixels).save(path, format='PNG')

@@ -102,7 +102,8 @@ def parse_spec(spec: str) -> SourceSpec:
   if spec.startswith(TFDS_PREFIX):
     name, _, split = spec[len(TFDS_PREFIX):].partition(':')
     if not name:
-      raise CnnreconError(f'data source {spec!r} names no dataset: write tfds:NAME or tfds:NAME:SPLIT')
+      raise CnnreconError(f'data source {spec!r} names no dataset: '
+                          'write tfds:NAME or tfds:NAME:SPLIT')
     return SourceSpec('tfds', name, split or DEFAULT_SPLIT)
   return SourceSpec('folder', str(pathlib.Path(spec).expanduser().resolve()), DEFAULT_SPLIT)
 
@@ -127,7 +128,8 @@ def describe_source(spec: str) -> str:
 def _check_split(builder, spec: str, split: str) -> None:
   splits = sorted(builder.info.splits.keys())
   if split not in splits:
-    raise CnnreconError(f'data source {spec!r} has no split {split!r}: use one of {", ".join(splits)}')
+    raise CnnreconError(f'data source {spec!r} has no split {split!r}: '
+                        f'use one of {", ".join(splits)}')
 
 
 def _prepared(builder, spec: str, split: str):

@@ -19,7 +19,7 @@ def source_images(source: Sequence, channels: int) -> list[tuple[str, np.ndarray
 
 
 def write(config: ml_collections.ConfigDict, workdir: pathlib.Path, host_state: Any, eval_source: Sequence, *,
-          wall_time_s: float) -> pathlib.Path:
+          wall_time_s: float, images_per_second: float | None = None) -> pathlib.Path:
   """Evaluates the final model on the full validation images and writes the report.
 
   Writes `<workdir>/eval/results.{md,csv}` + `summary.json`, `grid.png`
@@ -48,7 +48,7 @@ def write(config: ml_collections.ConfigDict, workdir: pathlib.Path, host_state: 
                     'steps': config.train.steps, 'seed': config.seed, 'parallel': config.parallel}
   return report.write_report(workdir, config_summary=config_summary, rows_summary=evaluate.summarize(rows),
                              grid_png=str(grid_png), curve_png=str(curve_png), wall_time_s=wall_time_s,
-                             steps=config.train.steps)
+                             steps=config.train.steps, images_per_second=images_per_second)
 
 
 def _describe_degradation(degradation: ml_collections.ConfigDict) -> str:

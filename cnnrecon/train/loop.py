@@ -103,7 +103,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     manager.wait_until_finished()
   if summary['step'] >= config.train.steps and jax.process_index() == 0:
     summary['report'] = str(final_report.write(config, workdir, summary['host_state'], eval_source,
-                                               wall_time_s=summary['wall_time_s']))
+                                               wall_time_s=summary['wall_time_s'],
+                                               images_per_second=summary.get('train/images_per_s')))
   del summary['host_state']
   return summary
 

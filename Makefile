@@ -1,0 +1,26 @@
+# cnnrecon: `make demo` and `make test` are the whole set-up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/cnnrecon train --config experiments/denoise_dncnn.py:demo --workdir runs/demo
+	@echo "report: runs/demo/report.md (tables in runs/demo/eval/)"
+
+# pytest exits 5 when it collected no tests: that is a failure too.
+test: install
+	$(BIN)/pytest -q -n 2 tests; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$status
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,118 @@
+"""The `cnnrecon` command: parses flags and calls library functions.
+
+  cnnrecon train   --config FILE.py[:ARG] --workdir DIR [--config.a.b=VALUE ...]
+  cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N] [--out DIR]
+  cnnrecon denoise IMAGE... --workdir DIR --out DIR
+
+User mistakes print one line `cnnrecon: error: ...` and exit with status 2.
+"""
+
+import argparse
+import pathlib
+import sys
+
+from cnnrecon.errors import CnnreconError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse that reports mistakes as one line (no usage dump)."""
+
+  def error(self, message):
+    raise CnnreconError(f'{message} (see `{self.prog} --help`)')
+
+
+def _build_parser() -> argparse.ArgumentParser:
+  parser = _Parser(prog='cnnrecon', description='CNNs that reconstruct images, in JAX/Flax.')
+  commands = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
+
+  train = commands.add_parser('train', help='train (or resume) a model; overrides: --config.KEY=VALUE')
+  train.add_argument('--config', required=True, help='experiment file, e.g. experiments/denoise_dncnn.py:smoke')
+  train.add_argument('--workdir', required=True, help='checkpoints, logs and report go here; reruns resume')
+  train.add_argument('--force', action='store_true', help='resume even if the saved config differs')
+  train.add_argument('--stop-at', type=int, default=None, help='stop (with a checkpoint) after this step')
+  train.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+  train.add_argument('--coordinator-address', default=None, help='multi-host: HOST:PORT of process 0')
+  train.add_argument('--num-processes', type=int, default=None, help='multi-host: number of processes')
+  train.add_argument('--process-id', type=int, default=None, help='multi-host: index of this process')
+
+  evaluate = commands.add_parser('eval', help='PSNR/SSIM table of a trained model vs noisy input and baselines')
+  evaluate.add_argument('--workdir', required=True)
+  evaluate.add_argument('--data', default=None, help='folder of images, samples[:SPLIT] or tfds:NAME[:SPLIT] '
+                        '(default: the config\'s data.eval)')
+  evaluate.add_argument('--sigma', type=float, default=None, help='noise level on the 0-255 scale '
+                        '(default: the training sigma)')
+  evaluate.add_argument('--seed', type=int, default=0, help='noise seed')
+  evaluate.add_argument('--out', default=None, help='output folder (default: WORKDIR/eval)')
+  evaluate.add_argument('--no-baselines', action='store_true', help='skip scikit-image\'s classical denoisers')
+
+  denoise = commands.add_parser('denoise', help='denoise image files with a trained model')
+  denoise.add_argument('images', nargs='+', help='noisy image files (png/jpg/bmp/tif)')
+  denoise.add_argument('--workdir', required=True)
+  denoise.add_argument('--out', required=True, help='folder for the denoised PNGs')
+  return parser
+
+
+def _split_overrides(extra: list[str]) -> list[str]:
+  """Turns leftover `--config.a.b=v` / `--config.a.b v` arguments into `a.b=v` strings."""
+  overrides, index = [], 0
+  while index < len(extra):
+    arg = extra[index]
+    if not arg.startswith('--config.'):
+      raise CnnreconError(f'unrecognized argument {arg!r}: config overrides look like --config.train.steps=100')
+    key = arg[len('--config.'):]
+    if '=' not in key:
+      if index + 1 >= len(extra):
+        raise CnnreconError(f'{arg} needs a value: write {arg}=VALUE')
+      key, index = f'{key}={extra[index + 1]}', index + 1
+    overrides.append(key)
+    index += 1
+  return overrides
+
+
+def _train(args, extra):
+  from cnnrecon import config as config_lib
+  from cnnrecon.train import loop, parallel
+  parallel.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+  config = config_lib.load_config(args.config, _split_overrides(extra))
+  summary = loop.train_and_evaluate(config, args.workdir, force=args.force, stop_at=args.stop_at,
+                                    progress=not args.no_progress)
+  if 'report' in summary:
+    print(f"trained {summary['step']} steps: eval PSNR {summary.get('eval/psnr', float('nan')):.2f} dB; "
+          f"report: {summary['report']}")
+  else:
+    print(f"stopped at step {summary['step']}: rerun the same command to resume")
+
+
+def _eval(args, extra):
+  from cnnrecon import commands
+  _no_extra(extra)
+  commands.evaluate_workdir(args.workdir, data=args.data, sigma=args.sigma, seed=args.seed,
+                            out=args.out, with_baselines=not args.no_baselines)
+
+
+def _denoise(args, extra):
+  from cnnrecon import commands
+  _no_extra(extra)
+  commands.denoise_files(args.images, workdir=args.workdir, out=args.out)
+
+
+def _no_extra(extra):
+  if extra:
+    raise CnnreconError(f'unrecognized arguments: {" ".join(extra)} (see `cnnrecon --help`)')
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Entry point of the `cnnrecon` console script; returns the exit status."""
+  try:
+    args, extra = _build_parser().parse_known_args(argv)
+    {'train': _train, 'eval': _eval, 'denoise': _denoise}[args.command](args, extra)
+  except CnnreconError as error:
+    print(f'cnnrecon: error: {error}', file=sys.stderr)
+    return EXIT_USAGE
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
