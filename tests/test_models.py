@@ -1,5 +1,7 @@
 """Models: shapes on odd sizes, residual identity, BatchNorm, registry errors."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -19,21 +21,30 @@ def _init(model, x):
   return model.init(jax.random.key(0), x, train=False)
 
 
+@functools.cache
+def _built(name, channels=1, dtype='float32'):
+  """Model and variables, shared by tests: eager init compiles per shape.
+
+  Params do not depend on the spatial size, so a small input suffices.
+  """
+  model = registry.build_model(_model_config(name, dtype=dtype),
+                               channels=channels)
+  return model, _init(model, jnp.zeros((1, 16, 16, channels)))
+
+
 @pytest.mark.parametrize('name', ['seed_stack', 'dncnn', 'unet'])
 @pytest.mark.parametrize('shape', [(2, 37, 45, 1), (1, 32, 32, 3)])
 def test_output_shape_on_any_size(name, shape):
-  model = registry.build_model(_model_config(name), channels=shape[-1])
+  model, variables = _built(name, shape[-1])
   x = jax.random.uniform(jax.random.key(1), shape)
-  variables = _init(model, x)
   y = model.apply(variables, x, train=False)
   assert y.shape == shape and y.dtype == jnp.float32
   assert bool(jnp.isfinite(y).all())
 
 
 def test_dncnn_zero_last_conv_is_identity():
-  model = registry.build_model(_model_config('dncnn'), channels=1)
+  model, variables = _built('dncnn')
   x = jax.random.uniform(jax.random.key(1), (2, 20, 24, 1))
-  variables = _init(model, x)
   last = variables['params']['Conv_2']
   zeroed = jax.tree.map(jnp.zeros_like, last)
   params = {**variables['params'], 'Conv_2': zeroed}
@@ -58,9 +69,8 @@ def test_dncnn_param_names_follow_the_paper_layout():
 
 @pytest.mark.parametrize('name', ['dncnn', 'unet'])
 def test_batch_stats_update_only_in_train_mode(name):
-  model = registry.build_model(_model_config(name), channels=1)
+  model, variables = _built(name)
   x = jax.random.uniform(jax.random.key(1), (4, 16, 16, 1))
-  variables = _init(model, x)
   _, updates = model.apply(variables, x, train=True, mutable=['batch_stats'])
   changed = jax.tree.map(lambda a, b: bool((a != b).any()),
                          variables['batch_stats'], updates['batch_stats'])
@@ -71,10 +81,8 @@ def test_batch_stats_update_only_in_train_mode(name):
 
 def test_bfloat16_runs_keeps_float32_params_and_output():
   for name in registry.MODELS:
-    model = registry.build_model(_model_config(name, dtype='bfloat16'),
-                                 channels=1)
+    model, variables = _built(name, dtype='bfloat16')
     x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
-    variables = _init(model, x)
     dtypes = {leaf.dtype for leaf in jax.tree.leaves(variables)}
     assert dtypes == {jnp.dtype(jnp.float32)}
     y = model.apply(variables, x, train=False)
@@ -115,10 +123,10 @@ def test_bad_configs_raise(config, match):
 
 
 def test_bn_axis_name_reaches_batchnorm():
+  _, variables = _built('dncnn')
   model = registry.build_model(_model_config('dncnn'), channels=1,
                                bn_axis_name='data')
   x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 1))
-  variables = _init(model, x[:1])  # init runs in eval mode: no collective
 
   def train_forward(x):
     return model.apply(variables, x, train=True, mutable=['batch_stats'])

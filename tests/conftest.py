@@ -1,0 +1,46 @@
+"""Shared fixtures: a private TFDS data dir with the bundled samples, and CLI runners."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / 'shared' / 'data'
+
+
+@pytest.fixture(scope='session', autouse=True)
+def samples_data_dir(tmp_path_factory):
+  """Builds the bundled sample dataset once per test worker, into a private data dir."""
+  from cnnrecon.data.sources import load_source
+  data_dir = tmp_path_factory.mktemp('tfds')
+  os.environ['CNNRECON_DATA_DIR'] = str(data_dir)
+  load_source('samples:train', data_dir=str(data_dir))
+  return data_dir
+
+
+def run_cli(*args, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
+  """Runs `python -m cnnrecon.cli ARGS` in a fresh process (so XLA flags can differ)."""
+  env = {**os.environ, **(env_extra or {})}
+  return subprocess.run([sys.executable, '-m', 'cnnrecon.cli', *map(str, args)], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def read_metrics(workdir, key: str) -> dict[int, float]:
+  """{step: value} of one scalar from a run's metrics.jsonl."""
+  values = {}
+  for line in (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines():
+    record = json.loads(line)
+    if key in record:
+      values[record['step']] = record[key]
+  return values
+
+
+def smoke_config(experiment: str = 'denoise_dncnn', **overrides):
+  """The smoke variant of an experiment with `a__b=value` overrides."""
+  from cnnrecon.config import load_config
+  return load_config(str(REPO / 'experiments' / f'{experiment}.py') + ':smoke',
+                     [f"{key.replace('__', '.')}={value}" for key, value in overrides.items()])
