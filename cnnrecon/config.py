@@ -156,6 +156,7 @@ def base_config() -> ml_collections.ConfigDict:
           'augment': True,  # random flips / rot90 (the 8 dihedral transforms)
           'eval_crop': 128,  # center crop used for validation during training
           'num_threads': 2,
+          'cache': True,  # decode training images once, keep them in RAM
       },
       'optim': {
           'name': 'adam',  # adam | adamw

@@ -18,15 +18,18 @@ def _model_config(name, depth=3, features=8, dtype='float32', **extra):
 
 
 def _init(model, x):
-  return model.init(jax.random.key(0), x, train=False)
+  # One jit compile is much cheaper on CPU than eager init's per-shape ones.
+  init = jax.jit(functools.partial(model.init, train=False))
+  return init(jax.random.key(0), x)
+
+
+def _apply(model, variables, x, **kwargs):
+  return jax.jit(functools.partial(model.apply, **kwargs))(variables, x)
 
 
 @functools.cache
 def _built(name, channels=1, dtype='float32'):
-  """Model and variables, shared by tests: eager init compiles per shape.
-
-  Params do not depend on the spatial size, so a small input suffices.
-  """
+  """Model and variables shared by tests (params do not depend on H, W)."""
   model = registry.build_model(_model_config(name, dtype=dtype),
                                channels=channels)
   return model, _init(model, jnp.zeros((1, 16, 16, channels)))
@@ -37,7 +40,7 @@ def _built(name, channels=1, dtype='float32'):
 def test_output_shape_on_any_size(name, shape):
   model, variables = _built(name, shape[-1])
   x = jax.random.uniform(jax.random.key(1), shape)
-  y = model.apply(variables, x, train=False)
+  y = _apply(model, variables, x, train=False)
   assert y.shape == shape and y.dtype == jnp.float32
   assert bool(jnp.isfinite(y).all())
 
@@ -48,7 +51,7 @@ def test_dncnn_zero_last_conv_is_identity():
   last = variables['params']['Conv_2']
   zeroed = jax.tree.map(jnp.zeros_like, last)
   params = {**variables['params'], 'Conv_2': zeroed}
-  y = model.apply({**variables, 'params': params}, x, train=False)
+  y = _apply(model, {**variables, 'params': params}, x, train=False)
   np.testing.assert_array_equal(y, x)
 
 
@@ -71,11 +74,12 @@ def test_dncnn_param_names_follow_the_paper_layout():
 def test_batch_stats_update_only_in_train_mode(name):
   model, variables = _built(name)
   x = jax.random.uniform(jax.random.key(1), (4, 16, 16, 1))
-  _, updates = model.apply(variables, x, train=True, mutable=['batch_stats'])
+  _, updates = _apply(model, variables, x, train=True,
+                      mutable=['batch_stats'])
   changed = jax.tree.map(lambda a, b: bool((a != b).any()),
                          variables['batch_stats'], updates['batch_stats'])
   assert all(jax.tree.leaves(changed))
-  y_eval = model.apply(variables, x, train=False)  # no mutable needed
+  y_eval = _apply(model, variables, x, train=False)  # no mutable needed
   assert y_eval.shape == x.shape
 
 
@@ -85,7 +89,7 @@ def test_bfloat16_runs_keeps_float32_params_and_output():
     x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
     dtypes = {leaf.dtype for leaf in jax.tree.leaves(variables)}
     assert dtypes == {jnp.dtype(jnp.float32)}
-    y = model.apply(variables, x, train=False)
+    y = _apply(model, variables, x, train=False)
     assert y.dtype == jnp.float32 and y.shape == x.shape
 
 
@@ -129,7 +133,8 @@ def test_bn_axis_name_reaches_batchnorm():
   x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 1))
 
   def train_forward(x):
-    return model.apply(variables, x, train=True, mutable=['batch_stats'])
+    return _apply(model, variables, x, train=True,
+                      mutable=['batch_stats'])
 
   batched = jax.vmap(train_forward, axis_name='data')(x[:, None])
   stats = batched[1]['batch_stats']['BatchNorm_0']['mean']

@@ -59,7 +59,7 @@ class RandomPatch(grain.transforms.RandomMap):
 
 
 def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: int, batch_size: int,
-                   augment: bool = True, num_threads: int = 2,
+                   augment: bool = True, num_threads: int = 2, cache: bool = True,
                    process_index: int | None = None, process_count: int | None = None) -> grain.DatasetIterator:
   """An endless, checkpointable iterator of training batches for this process.
 
@@ -71,6 +71,9 @@ def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: in
     batch_size: this process's batch size (global batch / process count).
     augment: apply a random flip/rot90.
     num_threads: grain reader threads (output order does not depend on it).
+    cache: decode every image once and keep it in memory; without it each
+      patch decodes its whole source image again (turn off only for data
+      sets that do not fit in RAM).
     process_index: this process's index (default `jax.process_index()`).
     process_count: number of processes (default `jax.process_count()`).
 
@@ -80,6 +83,8 @@ def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: in
   """
   index = jax.process_index() if process_index is None else process_index
   count = jax.process_count() if process_count is None else process_count
+  if cache:
+    source = [source[i] for i in range(len(source))]
   dataset = (
       grain.MapDataset.source(source)
       .seed(seed)

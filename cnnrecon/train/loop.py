@@ -88,7 +88,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   host_state = create_train_state(model, optimizer, seed=config.seed, sample_shape=sample_shape)
   batches = train_iterator(train_source, seed=config.seed, patch_size=config.data.patch_size,
                            channels=config.data.channels, batch_size=local_batch,
-                           augment=config.data.augment, num_threads=config.data.num_threads)
+                           augment=config.data.augment, num_threads=config.data.num_threads,
+                           cache=config.data.cache)
   with checkpoint.open_manager(workdir, keep=config.train.keep_checkpoints) as manager:
     start = _check_resumable(workdir, config, manager, force=force)
     if start is not None:

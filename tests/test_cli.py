@@ -1,0 +1,145 @@
+"""The CLI end to end: train/eval/denoise, and one-line errors with exit status 2."""
+
+import json
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnrecon import cli
+from cnnrecon.train.loop import train_and_evaluate
+from conftest import run_cli, smoke_config
+
+SMOKE = ['--config', 'experiments/denoise_dncnn.py:smoke', '--no-progress']
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """A workdir with a smoke-trained DnCNN."""
+  workdir = tmp_path_factory.mktemp('trained')
+  train_and_evaluate(smoke_config(), workdir, progress=False)
+  return workdir
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+  """Two small gray PNGs cropped from scikit-image's camera."""
+  from skimage import data
+  folder = tmp_path / 'images'
+  folder.mkdir()
+  camera = data.camera()
+  Image.fromarray(camera[100:164, 200:264]).save(folder / 'a.png')
+  Image.fromarray(camera[300:348, 100:172]).save(folder / 'b.png')
+  return folder
+
+
+def _fails_with_one_line(capsys, argv, *fragments):
+  """Runs the CLI in-process; asserts exit status 2 and one stderr line containing `fragments`."""
+  status = cli.main([str(arg) for arg in argv])
+  err = capsys.readouterr().err.strip()
+  assert status == 2
+  assert len(err.splitlines()) == 1, err
+  assert err.startswith('cnnrecon: error: ')
+  for fragment in fragments:
+    assert fragment in err, err
+  return err
+
+
+def test_eval_writes_tables_with_baselines(trained, image_folder, tmp_path, capsys):
+  out = tmp_path / 'eval'
+  assert cli.main(['eval', '--workdir', str(trained), '--data', str(image_folder), '--sigma', '25',
+                   '--seed', '0', '--out', str(out)]) == 0
+  printed = capsys.readouterr().out
+  assert 'nl_means' in printed and 'a.png' in printed
+  summary = json.loads((out / 'summary.json').read_text())
+  assert set(summary) == {'model', 'noisy', 'baselines'}
+  assert set(summary['baselines']) == {'nl_means', 'tv', 'wavelet'}
+  # Unclipped AWGN at sigma=25 gives about 20.2 dB on any image.
+  assert 19.5 < summary['noisy']['psnr'] < 21.0
+  assert summary['baselines']['nl_means']['psnr'] > summary['noisy']['psnr'] + 4
+  assert (out / 'results.csv').exists() and (out / 'results.md').exists()
+
+
+def test_eval_is_reproducible_by_seed(trained, image_folder, tmp_path):
+  runs = []
+  for name, seed in (('a', 3), ('b', 3), ('c', 4)):
+    cli.main(['eval', '--workdir', str(trained), '--data', str(image_folder), '--seed', str(seed),
+              '--no-baselines', '--out', str(tmp_path / name)])
+    runs.append(json.loads((tmp_path / name / 'summary.json').read_text()))
+  assert runs[0] == runs[1]
+  assert runs[0]['noisy'] != runs[2]['noisy']
+
+
+def test_denoise_writes_pngs(trained, image_folder, tmp_path):
+  out = tmp_path / 'out'
+  assert cli.main(['denoise', str(image_folder / 'a.png'), str(image_folder / 'b.png'),
+                   '--workdir', str(trained), '--out', str(out)]) == 0
+  assert np.asarray(Image.open(out / 'b.png')).shape == (48, 72)
+
+
+def test_train_report_and_summary(trained):
+  report = (trained / 'report.md').read_text()
+  assert '| model |' in report and '| noisy |' in report
+  for name in ('grid.png', 'loss_curve.png', 'config.json', 'metrics.jsonl', 'eval/summary.json'):
+    assert (trained / name).exists(), name
+  assert list((trained / 'tb').iterdir())
+
+
+@pytest.mark.parametrize('override, fragments', [
+    ('--config.model.name=resnet', ('resnet', 'dncnn', 'unet', 'seed_stack')),
+    ('--config.degradation.sigma=-5', ('sigma', 'negative')),
+    ('--config.model.foo=1', ('model.foo',)),
+    ('--config.train.steps=many', ('train.steps',)),
+])
+def test_bad_config_values(tmp_path, capsys, override, fragments):
+  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'w', override], *fragments)
+  assert not (tmp_path / 'w').exists()
+
+
+def test_impossible_seed_stack_depth_names_the_largest_that_fits(tmp_path, capsys):
+  err = _fails_with_one_line(capsys, ['train', '--config', 'experiments/denoise_seed_stack.py:smoke',
+                                      '--workdir', tmp_path / 'w', '--config.model.depth=18',
+                                      '--config.data.patch_size=32'], '18')
+  assert 'at most 5' in err or 'largest depth that fits 32x32 is 5' in err
+
+
+def test_empty_data_folder(tmp_path, capsys):
+  (tmp_path / 'empty').mkdir()
+  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'w',
+                                f'--config.data.train={tmp_path / "empty"}'], 'empty')
+
+
+def test_missing_and_non_image_files(trained, tmp_path, capsys):
+  _fails_with_one_line(capsys, ['denoise', tmp_path / 'missing.png', '--workdir', trained, '--out', tmp_path / 'o'],
+                       'missing.png')
+  fake = tmp_path / 'fake.png'
+  fake.write_text('not an image')
+  _fails_with_one_line(capsys, ['denoise', fake, '--workdir', trained, '--out', tmp_path / 'o'], 'fake.png')
+  assert not (tmp_path / 'o').exists()
+
+
+def test_missing_config_file_and_workdir(tmp_path, capsys):
+  _fails_with_one_line(capsys, ['train', '--config', 'experiments/nope.py', '--workdir', tmp_path], 'nope.py')
+  _fails_with_one_line(capsys, ['eval', '--workdir', tmp_path / 'never_trained'], 'never_trained')
+
+
+def test_unreadable_checkpoint_keeps_every_file(trained, tmp_path, capsys):
+  workdir = tmp_path / 'damaged'
+  shutil.copytree(trained, workdir)
+  for path in (workdir / 'checkpoints').glob('*/state/**/*'):
+    if path.is_file():
+      path.write_bytes(b'garbage')
+  before = sorted(str(path.relative_to(workdir)) for path in workdir.rglob('*'))
+  _fails_with_one_line(capsys, ['eval', '--workdir', workdir, '--no-baselines'], 'unreadable')
+  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', workdir], 'unreadable')
+  assert sorted(str(path.relative_to(workdir)) for path in workdir.rglob('*')) == before
+
+
+def test_process_exit_status_and_no_traceback(tmp_path):
+  result = run_cli('train', *SMOKE, '--workdir', tmp_path / 'w', '--config.model.name=resnet')
+  assert result.returncode == 2
+  assert 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines() == [line for line in result.stderr.strip().splitlines()
+                                                if line.startswith('cnnrecon: error:')]
