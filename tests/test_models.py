@@ -19,12 +19,12 @@ def _model_config(name, depth=3, features=8, dtype='float32', **extra):
 
 def _init(model, x):
   # One jit compile is much cheaper on CPU than eager init's per-shape ones.
-  init = jax.jit(functools.partial(model.init, train=False))
+  init = (functools.partial(model.init, train=False))
   return init(jax.random.key(0), x)
 
 
 def _apply(model, variables, x, **kwargs):
-  return jax.jit(functools.partial(model.apply, **kwargs))(variables, x)
+  return (functools.partial(model.apply, **kwargs))(variables, x)
 
 
 @functools.cache

@@ -47,13 +47,10 @@ class SeedStack(nn.Module):
     height, width, channels = x.shape[1:]
     y = common.pad_to_multiple(x, 2**self.depth)
     for _ in range(self.depth):
-      y = nn.Conv(self.features, (3, 3), padding='SAME', dtype=self.dtype)(y)
-      y = nn.relu(y)
+      y = nn.relu(common.conv(self.features, dtype=self.dtype)(y))
       y = nn.max_pool(y, (2, 2), strides=(2, 2))
     for _ in range(self.depth):
-      y = nn.ConvTranspose(
-          self.features, (2, 2), strides=(2, 2), dtype=self.dtype)(y)
-      y = nn.Conv(self.features, (3, 3), padding='SAME', dtype=self.dtype)(y)
-      y = nn.relu(y)
-    y = nn.Conv(channels, (3, 3), padding='SAME', dtype=self.dtype)(y)
+      y = common.upsample(self.features, dtype=self.dtype)(y)
+      y = nn.relu(common.conv(self.features, dtype=self.dtype)(y))
+    y = common.conv(channels, dtype=self.dtype)(y)
     return common.to_output(common.crop_to(y, height, width))

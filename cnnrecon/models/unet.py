@@ -18,8 +18,7 @@ class ConvBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
     for _ in range(2):
-      x = nn.Conv(self.features, (3, 3), padding='SAME', use_bias=False,
-                  dtype=self.dtype)(x)
+      x = common.conv(self.features, use_bias=False, dtype=self.dtype)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                        dtype=self.dtype, axis_name=self.bn_axis_name)(x)
       x = nn.relu(x)
@@ -71,10 +70,9 @@ class UNet(nn.Module):
       y = nn.max_pool(y, (2, 2), strides=(2, 2))
     y = block(width_at(self.depth))(y, train=train)
     for level in reversed(range(self.depth)):
-      y = nn.ConvTranspose(width_at(level), (2, 2), strides=(2, 2),
-                           dtype=self.dtype)(y)
+      y = common.upsample(width_at(level), dtype=self.dtype)(y)
       y = jnp.concatenate([y, skips[level].astype(y.dtype)], axis=-1)
       y = block(width_at(level))(y, train=train)
-    y = nn.Conv(channels, (1, 1), dtype=self.dtype)(y)
+    y = common.conv(channels, (1, 1), dtype=self.dtype)(y)
     correction = common.to_output(common.crop_to(y, height, width))
     return x.astype(jnp.float32) + correction

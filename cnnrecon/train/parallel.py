@@ -89,13 +89,14 @@ class DataParallel:
   def single_copy(self, state: Any) -> Any:
     """A view of the replicated state usable by plain `jax.jit` code (no host copy)."""
     if self.strategy == 'pmap':
-      return jax.tree.map(lambda leaf: leaf[0], state)
+      return jax.device_put(jax.tree.map(lambda leaf: leaf[0], state), jax.local_devices()[0])
     return state
 
   def put_state(self, state: Any) -> Any:
     """Replicates a host state onto every device (same values in every process)."""
     if self.strategy == 'pmap':
-      return jax.device_put_replicated(state, jax.local_devices())
+      count = jax.local_device_count()
+      return jax.tree.map(lambda leaf: np.stack([np.asarray(leaf)] * count), jax.device_get(state))
     return self.put_replicated(state)
 
   def host_state(self, state: Any) -> Any:
