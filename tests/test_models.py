@@ -1,4 +1,9 @@
-"""Models: shapes on odd sizes, residual identity, BatchNorm, registry errors."""
+"""Models: shapes on odd sizes, residual identity, BatchNorm, registry errors.
+
+Compilation dominates the run time on CPU, so tests jit whole init/apply calls
+(one compile instead of one per eager op), share variables, and check shapes
+that need no numbers with `jax.eval_shape` (which compiles nothing).
+"""
 
 import functools
 
@@ -11,56 +16,69 @@ import pytest
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models import registry
 
+NAMES = ('seed_stack', 'dncnn', 'unet')
+
 
 def _model_config(name, depth=3, features=8, dtype='float32', **extra):
   return ml_collections.ConfigDict(
       dict(name=name, depth=depth, features=features, dtype=dtype, **extra))
 
 
-def _init(model, x):
-  # One jit compile is much cheaper on CPU than eager init's per-shape ones.
-  init = (functools.partial(model.init, train=False))
-  return init(jax.random.key(0), x)
-
-
-def _apply(model, variables, x, **kwargs):
-  return (functools.partial(model.apply, **kwargs))(variables, x)
+def _build(name, channels=1, **config):
+  return registry.build_model(_model_config(name, **config), channels=channels)
 
 
 @functools.cache
-def _built(name, channels=1, dtype='float32'):
-  """Model and variables shared by tests (params do not depend on H, W)."""
-  model = registry.build_model(_model_config(name, dtype=dtype),
-                               channels=channels)
-  return model, _init(model, jnp.zeros((1, 16, 16, channels)))
+def _built(name):
+  """A one-channel model and its variables (params do not depend on H, W)."""
+  model = _build(name)
+  init = jax.jit(functools.partial(model.init, train=False))
+  return model, init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
 
 
-@pytest.mark.parametrize('name', ['seed_stack', 'dncnn', 'unet'])
-@pytest.mark.parametrize('shape', [(2, 37, 45, 1), (1, 32, 32, 3)])
-def test_output_shape_on_any_size(name, shape):
-  model, variables = _built(name, shape[-1])
-  x = jax.random.uniform(jax.random.key(1), shape)
+def _apply(model, variables, x, **kwargs):
+  return jax.jit(functools.partial(model.apply, **kwargs))(variables, x)
+
+
+def _abstract_apply(model, shape, *, train=False):
+  """Output and variables shapes/dtypes of init + apply, without compiling."""
+  x = jax.ShapeDtypeStruct(shape, jnp.float32)
+  variables = jax.eval_shape(
+      functools.partial(model.init, train=False), jax.random.key(0), x)
+  y = jax.eval_shape(functools.partial(model.apply, train=train), variables, x)
+  return y, variables
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_output_shape_and_values_on_odd_size(name):
+  model, variables = _built(name)
+  x = jax.random.uniform(jax.random.key(1), (2, 37, 45, 1))
   y = _apply(model, variables, x, train=False)
-  assert y.shape == shape and y.dtype == jnp.float32
+  assert y.shape == x.shape and y.dtype == jnp.float32
   assert bool(jnp.isfinite(y).all())
+
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('shape', [(1, 32, 32, 3), (3, 17, 64, 2),
+                                   (1, 5, 9, 1)])
+def test_output_shape_for_channels_and_sizes(name, shape):
+  y, _ = _abstract_apply(_build(name, channels=shape[-1]), shape)
+  assert y.shape == shape and y.dtype == jnp.float32
 
 
 def test_dncnn_zero_last_conv_is_identity():
   model, variables = _built('dncnn')
-  x = jax.random.uniform(jax.random.key(1), (2, 20, 24, 1))
-  last = variables['params']['Conv_2']
-  zeroed = jax.tree.map(jnp.zeros_like, last)
+  x = jax.random.uniform(jax.random.key(1), (2, 37, 45, 1))
+  zeroed = jax.tree.map(jnp.zeros_like, variables['params']['Conv_2'])
   params = {**variables['params'], 'Conv_2': zeroed}
   y = _apply(model, {**variables, 'params': params}, x, train=False)
   np.testing.assert_array_equal(y, x)
 
 
 def test_dncnn_param_names_follow_the_paper_layout():
-  model = registry.build_model(
-      _model_config('dncnn', depth=17, features=4, bn_epsilon=1e-3),
-      channels=1)
+  model = _build('dncnn', depth=17, features=4, bn_epsilon=1e-3)
   assert model.bn_epsilon == 1e-3
-  variables = _init(model, jnp.zeros((1, 8, 8, 1)))
+  _, variables = _abstract_apply(model, (1, 8, 8, 1))
   convs = {f'Conv_{i}' for i in range(17)}
   norms = {f'BatchNorm_{i}' for i in range(15)}
   assert set(variables['params']) == convs | norms
@@ -79,18 +97,28 @@ def test_batch_stats_update_only_in_train_mode(name):
   changed = jax.tree.map(lambda a, b: bool((a != b).any()),
                          variables['batch_stats'], updates['batch_stats'])
   assert all(jax.tree.leaves(changed))
-  y_eval = _apply(model, variables, x, train=False)  # no mutable needed
-  assert y_eval.shape == x.shape
+  # Eval mode reads the running statistics and needs nothing mutable.
+  assert _apply(model, variables, x, train=False).shape == x.shape
 
 
-def test_bfloat16_runs_keeps_float32_params_and_output():
-  for name in registry.MODELS:
-    model, variables = _built(name, dtype='bfloat16')
-    x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
-    dtypes = {leaf.dtype for leaf in jax.tree.leaves(variables)}
-    assert dtypes == {jnp.dtype(jnp.float32)}
-    y = _apply(model, variables, x, train=False)
-    assert y.dtype == jnp.float32 and y.shape == x.shape
+@pytest.mark.parametrize('name', NAMES)
+def test_low_precision_keeps_float32_params_and_output(name):
+  for dtype in ('bfloat16', 'float16'):
+    y, variables = _abstract_apply(_build(name, dtype=dtype), (2, 16, 16, 1))
+    assert {v.dtype for v in jax.tree.leaves(variables)} == {
+        jnp.dtype(jnp.float32)}
+    assert y.dtype == jnp.float32
+
+
+def test_bfloat16_runs():
+  # The UNet uses every layer type the other models use.
+  _, variables = _built('unet')
+  model = _build('unet', dtype='bfloat16')
+  x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
+  y = _apply(model, variables, x, train=False)
+  assert y.dtype == jnp.float32 and bool(jnp.isfinite(y).all())
+  reference = _apply(_built('unet')[0], variables, x, train=False)
+  np.testing.assert_allclose(y, reference, atol=0.1)
 
 
 def test_seed_stack_too_deep_names_largest_depth():
@@ -133,10 +161,14 @@ def test_bn_axis_name_reaches_batchnorm():
   x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 1))
 
   def train_forward(x):
-    return _apply(model, variables, x, train=True,
-                      mutable=['batch_stats'])
+    return _apply(model, variables, x, train=True, mutable=['batch_stats'])
 
-  batched = jax.vmap(train_forward, axis_name='data')(x[:, None])
-  stats = batched[1]['batch_stats']['BatchNorm_0']['mean']
-  # Averaged over the named axis, so every member holds the same statistics.
-  np.testing.assert_allclose(stats[0], stats[1], rtol=1e-6)
+  _, updates = jax.vmap(train_forward, axis_name='data')(x[:, None])
+  means = updates['batch_stats']['BatchNorm_0']['mean']
+  # Averaged over the named axis, so every member holds the same statistics,
+  # which equal those of the whole batch.
+  np.testing.assert_allclose(means[0], means[1], rtol=1e-6)
+  _, whole = _apply(_built('dncnn')[0], variables, x, train=True,
+                                      mutable=['batch_stats'])
+  np.testing.assert_allclose(means[0], whole['batch_stats']['BatchNorm_0'][
+      'mean'], rtol=1e-5, atol=1e-6)

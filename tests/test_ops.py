@@ -77,6 +77,16 @@ def test_batch_equals_per_example(cfg):
   assert not np.array_equal(batched, np.asarray(other))
 
 
+def test_batched_gaussian_equals_the_unbatched_op():
+  images = _camera_batch()
+  keys = jax.random.split(jax.random.key(3), 4)
+  batched = degrade.make_degradation(_config(name='gaussian', sigma=15))(
+      keys, images)
+  for i in range(4):
+    alone = noise.add_gaussian_noise(keys[i], images[i], sigma=15)
+    np.testing.assert_array_equal(batched[i], alone)
+
+
 def test_inpaint_drops_all_channels_of_a_pixel():
   images = jnp.ones((2, 32, 32, 3))
   keys = jax.random.split(jax.random.key(0), 2)

@@ -1,4 +1,4 @@
-"""Helpers shared by the model families: padding to a multiple and dtype casts."""
+"""Helpers shared by the model families: conv layers, padding, dtype casts."""
 
 import math
 from typing import Any
@@ -43,17 +43,17 @@ def upsample(features: int, **kwargs: Any) -> nn.ConvTranspose:
 
 
 def pad_to_multiple(x: jnp.ndarray, multiple: int) -> jnp.ndarray:
-  """Reflect-pads the bottom and right of NHWC images so H and W divide `multiple`.
+  """Reflect-pads NHWC images at the bottom and right to multiple-sized sides.
 
   Reflection (not zeros) keeps image statistics near the border, so the
   cropped-back output is not darkened by an artificial black frame.
 
   Args:
     x: images [B, H, W, C].
-    multiple: the size H and W must become divisible by.
+    multiple: the padded H and W are the next multiples of this.
 
   Returns:
-    The padded images; a no-op when H and W already divide `multiple`.
+    The padded images; `x` itself when H and W are already multiples.
   """
   height, width = x.shape[-3], x.shape[-2]
   pad_h = -height % multiple

@@ -22,7 +22,9 @@ class DnCNN(nn.Module):
   `Conv_{depth-2}` (no bias) each followed by `BatchNorm_0` ..
   `BatchNorm_{depth-3}`, and `Conv_{depth-1}` (with bias, so the MatConvNet
   release, whose last conv has a bias, imports exactly; the Keras release
-  leaves it zero). Kernels use orthogonal init, as the authors' code does.
+  leaves it zero). The MatConvNet release folds BatchNorm into conv biases:
+  import such a bias as BatchNorm bias with scale 1, mean 0 and variance
+  1 - bn_epsilon. Kernels use orthogonal init, as the authors' code does.
 
   Attributes:
     depth: total number of conv layers (17 for DnCNN-S); at least 2.

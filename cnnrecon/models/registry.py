@@ -49,7 +49,8 @@ def _check_pooling_fits(name: str, depth: int, image_size: int) -> None:
   fits = max_pooling_depth(image_size)
   size = f'{image_size}x{image_size}'
   fix = (f'Set --config.model.depth to at most {fits}.' if fits >= 1 else
-         'Use an even --config.data.image_size (e.g. a multiple of 8).')
+         f'Use training patches whose side is a multiple of {2**depth} '
+         '(--config.data.patch_size).')
   raise CnnreconError(
       f'model.depth={depth} is impossible for {name} on {size} inputs: '
       f'{depth} 2x2 max-pools need sides divisible by {2**depth}; '

@@ -1,4 +1,4 @@
-"""SeedStack: the classic conv/pool encoder with a mirrored upsampling decoder."""
+"""SeedStack: the classic conv/pool encoder, mirrored upsampling decoder."""
 
 from typing import Any
 
