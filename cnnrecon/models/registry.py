@@ -75,6 +75,11 @@ def _validate(model_config: ml_collections.ConfigDict, channels: int,
         f'model.depth={model_config.depth} is too shallow for dncnn: it needs '
         'a first and a last conv; set --config.model.depth to 2 or more '
         '(17 in the paper).')
+  space_to_depth = model_config.get('space_to_depth', 1)
+  if not isinstance(space_to_depth, int) or space_to_depth < 1:
+    raise CnnreconError(
+        f'model.space_to_depth={space_to_depth!r} must be a positive integer '
+        '(1 = full resolution, 2 = FFDNet-style half-resolution body).')
   dtype = model_config.get('dtype')
   if dtype not in DTYPES:
     raise CnnreconError(
@@ -94,7 +99,8 @@ def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
 
   Config fields: `name` (a key of MODELS), `depth` and `features` (ints >= 1),
   `dtype` ('float32' | 'bfloat16' | 'float16': the compute dtype; params stay
-  float32), and optionally `bn_epsilon` (float, dncnn only; default 1e-5).
+  float32), and optionally `bn_epsilon` (float, dncnn only; default 1e-5) and
+  `space_to_depth` (int >= 1, dncnn only: FFDNet-style downsampled body).
 
   Args:
     model_config: the `model` section of an experiment config.
@@ -116,4 +122,5 @@ def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
                 dtype=DTYPES[model_config.dtype], bn_axis_name=bn_axis_name)
   if model_config.name == 'dncnn':
     kwargs['bn_epsilon'] = float(model_config.get('bn_epsilon', 1e-5))
+    kwargs['space_to_depth'] = int(model_config.get('space_to_depth', 1))
   return MODELS[model_config.name](**kwargs)
