@@ -8,7 +8,6 @@ User mistakes print one line `cnnrecon: error: ...` and exit with status 2.
 """
 
 import argparse
-import pathlib
 import sys
 
 from cnnrecon.errors import CnnreconError
@@ -103,10 +102,19 @@ def _no_extra(extra):
     raise CnnreconError(f'unrecognized arguments: {" ".join(extra)} (see `cnnrecon --help`)')
 
 
+def _quiet_libraries() -> None:
+  """Hides library chatter (absl warnings, TFDS build bars) so our own output stays readable."""
+  from absl import logging as absl_logging
+  import tensorflow_datasets as tfds
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  tfds.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
   """Entry point of the `cnnrecon` console script; returns the exit status."""
   try:
     args, extra = _build_parser().parse_known_args(argv)
+    _quiet_libraries()
     {'train': _train, 'eval': _eval, 'denoise': _denoise}[args.command](args, extra)
   except CnnreconError as error:
     print(f'cnnrecon: error: {error}', file=sys.stderr)

@@ -23,16 +23,17 @@ def get_config(arg=None):
     config.model.depth = 4
     config.data.patch_size = 24
   elif arg == 'demo':
-    # A 2-core CPU trains this for about 3 minutes. The FFDNet-style
+    # A 2-core CPU trains this in about 3 minutes. The FFDNet-style
     # half-resolution body gives 4x fewer positions per layer and twice the
     # receptive field of a full-resolution DnCNN of the same cost.
     config.model.depth = 10
     config.model.features = 64
     config.model.space_to_depth = 2
     config.data.batch_size = 16
-    config.train.steps = 1400
+    config.optim.learning_rate = 3e-3  # measured: 29.27 dB vs 28.71 dB at 1e-3 (1600 vs 1400 steps)
+    config.train.steps = 1600
     config.train.log_every = 25
-    config.train.eval_every = 350
+    config.train.eval_every = 400
   elif arg is not None:
     raise ValueError(f'unknown variant {arg!r}: use smoke or demo, or no variant')
   return config

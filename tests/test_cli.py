@@ -1,7 +1,6 @@
 """The CLI end to end: train/eval/denoise, and one-line errors with exit status 2."""
 
 import json
-import pathlib
 import shutil
 
 import numpy as np

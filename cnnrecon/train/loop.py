@@ -6,8 +6,8 @@ import pathlib
 import time
 
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
-import numpy as np
 import tqdm
 
 from cnnrecon import config as config_lib
@@ -58,6 +58,17 @@ def _write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> N
     tmp.replace(workdir / 'config.json')
 
 
+def _load_sources(config: ml_collections.ConfigDict):
+  """Opens the train and eval sources; process 0 prepares them before the others read."""
+  data_dir = config.data.data_dir or None
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      load_source(config.data.train, data_dir=data_dir)
+      load_source(config.data.eval, data_dir=data_dir)
+    multihost_utils.sync_global_devices('cnnrecon: data sources prepared')
+  return load_source(config.data.train, data_dir=data_dir), load_source(config.data.eval, data_dir=data_dir)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                        force: bool = False, stop_at: int | None = None, progress: bool = True) -> dict:
   """Trains (or resumes) the model of `config` in `workdir`, evaluates and reports.
@@ -78,9 +89,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   workdir = pathlib.Path(workdir)
   data_parallel = parallel.DataParallel(config.parallel)
   local_batch = parallel.check_batch_size(config.data.batch_size)
-  data_dir = config.data.data_dir or None
-  train_source = load_source(config.data.train, data_dir=data_dir)
-  eval_source = load_source(config.data.eval, data_dir=data_dir)
+  train_source, eval_source = _load_sources(config)
   workdir.mkdir(parents=True, exist_ok=True)
 
   optimizer = make_optimizer(config.optim, config.train.steps)
