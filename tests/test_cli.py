@@ -83,7 +83,8 @@ def test_train_report_and_summary(trained):
   assert '| model |' in report and '| noisy |' in report
   for name in ('grid.png', 'loss_curve.png', 'config.json', 'metrics.jsonl', 'eval/summary.json'):
     assert (trained / name).exists(), name
-  assert list((trained / 'tb').iterdir())
+  events = b''.join(path.read_bytes() for path in (trained / 'tb').iterdir())
+  assert b'train/loss' in events and b'eval/noisy_denoised_clean' in events
 
 
 @pytest.mark.parametrize('override, fragments', [

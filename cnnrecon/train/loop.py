@@ -8,9 +8,11 @@ import time
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
+import numpy as np
 import tqdm
 
 from cnnrecon import config as config_lib
+from cnnrecon import report
 from cnnrecon.data.pipeline import train_iterator, validation_batch
 from cnnrecon.data.sources import load_source
 from cnnrecon.errors import CnnreconError
@@ -130,9 +132,14 @@ class _Run:
     self.eval_step = jax.jit(functools.partial(eval_step, axis_name=None, **steps))
     self.writer = MetricWriter(workdir)
 
-  def evaluate(self, state, eval_batch) -> dict[str, float]:
-    metrics = self.eval_step(self.dp.single_copy(state), eval_batch)
-    return {f'eval/{name}': float(value) for name, value in jax.device_get(metrics).items()}
+  def evaluate(self, step, state, eval_batch) -> dict[str, float]:
+    """Scores the validation crops; logs their noisy | denoised | clean grid to TensorBoard."""
+    metrics, images = jax.device_get(self.eval_step(self.dp.single_copy(state), eval_batch))
+    if self.writer.enabled:
+      shown = slice(0, self.config.report.grid_examples)
+      columns = [images['observed'][shown], images['estimate'][shown], np.asarray(eval_batch['target'])[shown]]
+      self.writer.write_image(step, 'eval/noisy_denoised_clean', report.image_grid(columns))
+    return {f'eval/{name}': float(value) for name, value in metrics.items()}
 
   def save(self, step, state, eval_psnr=None):
     checkpoint.save(self.manager, step, state=self.dp.host_state(state) if self.dp.strategy == 'pmap' else state,
@@ -161,7 +168,7 @@ class _Run:
           window_start, window_steps = time.perf_counter(), 0
         eval_psnr = None
         if step % config.eval_every == 0 or step == config.steps:
-          scalars = self.evaluate(state, eval_batch)
+          scalars = self.evaluate(step, state, eval_batch)
           self.writer.write_scalars(step, scalars)
           last.update(scalars)
           eval_psnr = scalars['eval/psnr']

@@ -65,11 +65,12 @@ def train_step(state: TrainState, batch: Batch, *, degrade: Degradation, loss_fn
 
 
 def eval_step(state: TrainState, batch: Batch, *, degrade: Degradation, loss_fn: Loss,
-              axis_name: str | None = None) -> dict[str, jax.Array]:
+              axis_name: str | None = None) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
   """Evaluates the model (BatchNorm in inference mode) on a (per-device) batch.
 
   Returns:
-    `{'loss', 'psnr', 'noisy_psnr'}` averaged over the global batch.
+    `{'loss', 'psnr', 'noisy_psnr'}` averaged over the global batch, and the
+    `{'observed', 'estimate'}` images (for image grids).
   """
   targets = batch['target']
   observed = degrade(example_keys(state, batch['noise_seed']), targets)
@@ -80,7 +81,8 @@ def eval_step(state: TrainState, batch: Batch, *, degrade: Degradation, loss_fn:
       'psnr': jnp.mean(metrics_lib.psnr(jnp.clip(outputs, 0.0, 1.0), targets)),
       'noisy_psnr': jnp.mean(metrics_lib.psnr(observed, targets)),
   }
-  return {name: _mean_over(value, axis_name) for name, value in results.items()}
+  metrics = {name: _mean_over(value, axis_name) for name, value in results.items()}
+  return metrics, {'observed': observed, 'estimate': jnp.clip(outputs, 0.0, 1.0)}
 
 
 def predict(state: TrainState, observed: jax.Array) -> jax.Array:
