@@ -164,7 +164,10 @@ def base_config() -> ml_collections.ConfigDict:
           'learning_rate': 1e-3,
           'weight_decay': 0.0,
           'warmup_steps': 100,
+          'schedule': 'cosine',  # cosine | step
           'end_lr_factor': 0.01,  # cosine decay ends at learning_rate * end_lr_factor
+          'step_boundaries': (0.6,),  # step: fractions of train.steps where the rate drops...
+          'step_factor': 0.1,  # ...by this factor (DnCNN: 1e-3 -> 1e-4 after 30 of 50 epochs)
           'grad_clip': 1.0,  # global-norm clipping; 0 disables
       },
       'train': {

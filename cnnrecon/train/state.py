@@ -24,6 +24,34 @@ class TrainState(train_state.TrainState):
   rng: jax.Array = None
 
 
+def make_schedule(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """Linear warmup, then cosine decay or step drops (`optim.schedule`).
+
+  Args:
+    optim_config: `config.optim`.
+    total_steps: `config.train.steps`.
+
+  Returns:
+    The learning-rate schedule.
+  """
+  rate = optim_config.learning_rate
+  warmup = min(optim_config.warmup_steps, max(total_steps - 1, 0))
+  if optim_config.schedule == 'cosine':
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0 if warmup else rate, peak_value=rate, warmup_steps=warmup,
+        decay_steps=max(total_steps, warmup + 1), end_value=rate * optim_config.end_lr_factor)
+  if optim_config.schedule != 'step':
+    raise CnnreconError(f'unknown optim.schedule {optim_config.schedule!r}: use cosine or step')
+  if any(not 0 < fraction < 1 for fraction in optim_config.step_boundaries):
+    raise CnnreconError(f'optim.step_boundaries={tuple(optim_config.step_boundaries)} must be fractions '
+                        'of train.steps in (0, 1), e.g. --config.optim.step_boundaries="(0.6,)"')
+  drops = {int(fraction * total_steps): optim_config.step_factor for fraction in optim_config.step_boundaries}
+  steps = optax.piecewise_constant_schedule(rate, drops)
+  if not warmup:
+    return steps
+  return optax.join_schedules([optax.linear_schedule(0.0, rate, warmup), steps], [warmup])
+
+
 def make_optimizer(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
   """Adam/AdamW with linear warmup, cosine decay and global-norm clipping.
 
@@ -38,13 +66,7 @@ def make_optimizer(optim_config: ml_collections.ConfigDict, total_steps: int) ->
   if optim_config.learning_rate <= 0:
     raise CnnreconError(f'optim.learning_rate={optim_config.learning_rate} must be > 0: '
                         'set e.g. --config.optim.learning_rate=1e-3')
-  warmup = min(optim_config.warmup_steps, max(total_steps - 1, 0))
-  schedule = optax.warmup_cosine_decay_schedule(
-      init_value=0.0 if warmup else optim_config.learning_rate,
-      peak_value=optim_config.learning_rate,
-      warmup_steps=warmup,
-      decay_steps=max(total_steps, warmup + 1),
-      end_value=optim_config.learning_rate * optim_config.end_lr_factor)
+  schedule = make_schedule(optim_config, total_steps)
   if optim_config.name == 'adam':
     optimizer = optax.adam(schedule)
   elif optim_config.name == 'adamw':
