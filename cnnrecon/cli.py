@@ -1,8 +1,9 @@
 """The `cnnrecon` command: parses flags and calls library functions.
 
   cnnrecon train   --config FILE.py[:ARG] --workdir DIR [--config.a.b=VALUE ...]
-  cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N] [--out DIR]
+  cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N | --seeds 0,1,2] [--out DIR]
   cnnrecon denoise IMAGE... --workdir DIR --out DIR
+  cnnrecon weights import --format matconvnet|keras|torch|safetensors --model dncnn FILE --workdir DIR
 
 User mistakes print one line `cnnrecon: error: ...` and exit with status 2.
 """
@@ -42,9 +43,22 @@ def _build_parser() -> argparse.ArgumentParser:
                         '(default: the config\'s data.eval)')
   evaluate.add_argument('--sigma', type=float, default=None, help='noise level on the 0-255 scale '
                         '(default: the training sigma)')
-  evaluate.add_argument('--seed', type=int, default=0, help='noise seed')
+  seeds = evaluate.add_mutually_exclusive_group()
+  seeds.add_argument('--seed', type=int, default=None, help='noise seed (default 0)')
+  seeds.add_argument('--seeds', default=None, help='several noise seeds, e.g. 0,1,2: mean ± std')
   evaluate.add_argument('--out', default=None, help='output folder (default: WORKDIR/eval)')
   evaluate.add_argument('--no-baselines', action='store_true', help='skip scikit-image\'s classical denoisers')
+
+  weights = commands.add_parser('weights', help='published weights')
+  weights_commands = weights.add_subparsers(dest='weights_command', required=True, parser_class=_Parser)
+  importer = weights_commands.add_parser('import', help='import published weights into a cnnrecon workdir')
+  importer.add_argument('file', help='weights file')
+  importer.add_argument('--format', required=True, choices=('matconvnet', 'keras', 'torch', 'safetensors'))
+  importer.add_argument('--model', default='dncnn', help='architecture the file holds (dncnn)')
+  importer.add_argument('--workdir', required=True, help='where to write the checkpoint')
+  importer.add_argument('--sigma', type=float, default=None,
+                        help='noise level the weights were trained for (default: from the file name, e.g. sigma25)')
+  importer.add_argument('--force', action='store_true', help='write into a workdir that already has checkpoints')
 
   denoise = commands.add_parser('denoise', help='denoise image files with a trained model')
   denoise.add_argument('images', nargs='+', help='noisy image files (png/jpg/bmp/tif)')
@@ -87,8 +101,26 @@ def _train(args, extra):
 def _eval(args, extra):
   from cnnrecon import commands
   _no_extra(extra)
-  commands.evaluate_workdir(args.workdir, data=args.data, sigma=args.sigma, seed=args.seed,
+  commands.evaluate_workdir(args.workdir, data=args.data, sigma=args.sigma, seeds=_parse_seeds(args),
                             out=args.out, with_baselines=not args.no_baselines)
+
+
+def _parse_seeds(args) -> list[int]:
+  if args.seeds is None:
+    return [0 if args.seed is None else args.seed]
+  try:
+    return [int(seed) for seed in args.seeds.split(',')]
+  except ValueError as error:
+    raise CnnreconError(f'--seeds {args.seeds!r} is not a comma-separated list of integers, e.g. --seeds 0,1,2') \
+        from error
+
+
+def _weights(args, extra):
+  from cnnrecon.weights.importer import import_to_workdir
+  _no_extra(extra)
+  workdir = import_to_workdir(args.format, args.file, args.workdir, model=args.model, sigma=args.sigma,
+                              force=args.force)
+  print(f'imported {args.file} into {workdir}: evaluate with `cnnrecon eval --workdir {workdir} --data DIR`')
 
 
 def _denoise(args, extra):
@@ -115,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
   try:
     args, extra = _build_parser().parse_known_args(argv)
     _quiet_libraries()
-    {'train': _train, 'eval': _eval, 'denoise': _denoise}[args.command](args, extra)
+    handlers = {'train': _train, 'eval': _eval, 'denoise': _denoise, 'weights': _weights}
+    handlers[args.command](args, extra)
   except CnnreconError as error:
     print(f'cnnrecon: error: {error}', file=sys.stderr)
     return EXIT_USAGE

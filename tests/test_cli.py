@@ -143,3 +143,20 @@ def test_process_exit_status_and_no_traceback(tmp_path):
   assert 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines() == [line for line in result.stderr.strip().splitlines()
                                                 if line.startswith('cnnrecon: error:')]
+
+
+def test_eval_over_several_seeds_averages_single_seed_runs(trained, image_folder, tmp_path, capsys):
+  single = []
+  for seed in (0, 1):
+    cli.main(['eval', '--workdir', str(trained), '--data', str(image_folder), '--seed', str(seed),
+              '--no-baselines', '--out', str(tmp_path / str(seed))])
+    single.append(json.loads((tmp_path / str(seed) / 'summary.json').read_text()))
+  assert cli.main(['eval', '--workdir', str(trained), '--data', str(image_folder), '--seeds', '0,1',
+                   '--no-baselines', '--out', str(tmp_path / 'both')]) == 0
+  both = json.loads((tmp_path / 'both' / 'summary.json').read_text())
+  for method in ('model', 'noisy'):
+    expected = (single[0][method]['psnr'] + single[1][method]['psnr']) / 2
+    assert both[method]['psnr'] == pytest.approx(expected, abs=1e-9)
+  spread = abs(single[0]['noisy']['psnr'] - single[1]['noisy']['psnr']) / 2**0.5
+  assert f"{both['noisy']['psnr']:.2f} ± {spread:.2f}" in (tmp_path / 'both' / 'results.md').read_text()
+  _fails_with_one_line(capsys, ['eval', '--workdir', trained, '--seeds', '0,x'], '--seeds')
