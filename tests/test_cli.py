@@ -160,3 +160,29 @@ def test_eval_over_several_seeds_averages_single_seed_runs(trained, image_folder
   spread = abs(single[0]['noisy']['psnr'] - single[1]['noisy']['psnr']) / 2**0.5
   assert f"{both['noisy']['psnr']:.2f} ± {spread:.2f}" in (tmp_path / 'both' / 'results.md').read_text()
   _fails_with_one_line(capsys, ['eval', '--workdir', trained, '--seeds', '0,x'], '--seeds')
+
+
+def test_weights_import_then_eval(tmp_path, image_folder, capsys):
+  from tests.dncnn_weight_files import random_dncnn, write_matconvnet
+  weights_file = tmp_path / 'dncnn_sigma25.mat'
+  write_matconvnet(weights_file, random_dncnn(0, widths=[8, 8, 8, 1]))
+  assert cli.main(['weights', 'import', '--format', 'matconvnet', '--model', 'dncnn', str(weights_file),
+                   '--workdir', str(tmp_path / 'imported')]) == 0
+  assert cli.main(['eval', '--workdir', str(tmp_path / 'imported'), '--data', str(image_folder),
+                   '--no-baselines', '--out', str(tmp_path / 'eval')]) == 0
+  assert 'sigma=25' in capsys.readouterr().out
+
+
+def test_weights_import_bad_files(tmp_path, capsys):
+  from tests.dncnn_weight_files import random_dncnn, write_keras, write_matconvnet
+  write_matconvnet(tmp_path / 'good.mat', random_dncnn(0, widths=[8, 8, 8, 1]))
+  data = (tmp_path / 'good.mat').read_bytes()
+  (tmp_path / 'truncated.mat').write_bytes(data[:len(data) // 2])
+  (tmp_path / 'notes.mat').write_text('not weights\n')
+  write_keras(tmp_path / 'narrow.h5', random_dncnn(1, widths=[8, 6, 8, 1]), epsilon=1e-4)
+  cases = [('matconvnet', 'truncated.mat', 'truncated'), ('matconvnet', 'notes.mat', 'HDF5'),
+           ('keras', 'narrow.h5', 'Conv_1')]
+  for fmt, name, fragment in cases:
+    _fails_with_one_line(capsys, ['weights', 'import', '--format', fmt, tmp_path / name,
+                                  '--workdir', tmp_path / 'w'], fragment)
+  assert not (tmp_path / 'w' / 'checkpoints').exists()
