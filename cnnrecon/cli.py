@@ -118,9 +118,9 @@ def _parse_seeds(args) -> list[int]:
 def _weights(args, extra):
   from cnnrecon.weights.importer import import_to_workdir
   _no_extra(extra)
-  workdir = import_to_workdir(args.format, args.file, args.workdir, model=args.model, sigma=args.sigma,
-                              force=args.force)
-  print(f'imported {args.file} into {workdir}: evaluate with `cnnrecon eval --workdir {workdir} --data DIR`')
+  saved = import_to_workdir(args.format, args.file, args.workdir, model=args.model, sigma=args.sigma,
+                            force=args.force)
+  print(f'imported {args.file} as {saved}: evaluate with `cnnrecon eval --workdir {args.workdir} --data DIR`')
 
 
 def _denoise(args, extra):

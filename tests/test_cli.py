@@ -171,6 +171,7 @@ def test_weights_import_then_eval(tmp_path, image_folder, capsys):
   assert cli.main(['eval', '--workdir', str(tmp_path / 'imported'), '--data', str(image_folder),
                    '--no-baselines', '--out', str(tmp_path / 'eval')]) == 0
   assert 'sigma=25' in capsys.readouterr().out
+  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'imported', '--force'], 'imported weights')
 
 
 def test_weights_import_bad_files(tmp_path, capsys):

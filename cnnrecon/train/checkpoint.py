@@ -74,6 +74,11 @@ def latest_step(manager: ocp.CheckpointManager) -> int | None:
   return manager.latest_step()
 
 
+def has_training_state(manager: ocp.CheckpointManager, step: int) -> bool:
+  """False for checkpoints written by `cnnrecon weights import` (no data iterator saved)."""
+  return (manager.directory / str(step) / 'data').is_dir()
+
+
 def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:
   """Reads the config saved with `step`."""
   try:

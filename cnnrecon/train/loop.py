@@ -46,6 +46,9 @@ def _check_resumable(workdir: pathlib.Path, config: ml_collections.ConfigDict, m
   step = checkpoint.latest_step(manager)
   if step is None:
     return None
+  if not checkpoint.has_training_state(manager, step):
+    raise CnnreconError(f'{workdir} holds imported weights, not a training run: train in a new --workdir '
+                        '(fine-tuning from imported weights is not supported yet)')
   differing = config_lib.differing_keys(checkpoint.restore_config(manager, step), config.to_dict())
   if differing and not force:
     raise CnnreconError(f'{workdir} was trained with a different config (differs in: {", ".join(differing)}): '
