@@ -92,8 +92,8 @@ def _train(args, extra):
   summary = loop.train_and_evaluate(config, args.workdir, force=args.force, stop_at=args.stop_at,
                                     progress=not args.no_progress)
   if 'report' in summary:
-    print(f"trained {summary['step']} steps: eval PSNR {summary.get('eval/psnr', float('nan')):.2f} dB; "
-          f"report: {summary['report']}")
+    psnr = f"eval PSNR {summary['eval/psnr']:.2f} dB; " if 'eval/psnr' in summary else 'already finished; '
+    print(f"trained {summary['step']} steps: {psnr}report: {summary['report']}")
   else:
     print(f"stopped at step {summary['step']}: rerun the same command to resume")
 

@@ -91,3 +91,12 @@ def test_resume_with_a_different_config_is_refused_unless_forced(tmp_path):
     train_and_evaluate(smoke_config(train__steps=4), tmp_path, progress=False)
   summary = train_and_evaluate(smoke_config(train__steps=4), tmp_path, progress=False, force=True)
   assert summary['step'] == 4
+
+
+def test_rerunning_a_finished_workdir_keeps_its_report(tmp_path):
+  config = smoke_config(train__steps=2)
+  train_and_evaluate(config, tmp_path, progress=False)
+  report = (tmp_path / 'report.md').read_text()
+  summary = train_and_evaluate(config, tmp_path, progress=False)
+  assert summary['step'] == 2 and summary['report'] == str(tmp_path / 'report.md')
+  assert (tmp_path / 'report.md').read_text() == report

@@ -116,10 +116,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                         eval_batch=validation_batch(eval_source, seed=config.seed, crop=config.data.eval_crop,
                                                     channels=config.data.channels))
     manager.wait_until_finished()
+  report_path = workdir / 'report.md'
   if summary['step'] >= config.train.steps and jax.process_index() == 0:
-    summary['report'] = str(final_report.write(config, workdir, summary['host_state'], eval_source,
-                                               wall_time_s=summary['wall_time_s'],
-                                               images_per_second=summary.get('train/images_per_s')))
+    # A rerun of a finished workdir trains nothing and keeps the report it has.
+    if summary['step'] > (start or 0) or not report_path.exists():
+      final_report.write(config, workdir, summary['host_state'], eval_source, wall_time_s=summary['wall_time_s'],
+                         images_per_second=summary.get('train/images_per_s'))
+    summary['report'] = str(report_path)
   del summary['host_state']
   return summary
 
