@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,12 @@ demo: install
 test: install
 	$(BIN)/pytest -q -n 2 tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$status
+
+# The PyTorch reference is only needed here; override TORCH to use another build.
+TORCH ?= torch==2.13.0
+bench: install
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet '$(TORCH)'
+	$(BIN)/python benchmarks/train_step.py
 
 clean:
 	rm -rf runs .pytest_cache
