@@ -87,6 +87,15 @@ def test_state_dict_layouts_match_numpy_reference(tmp_path, image, monkeypatch):
   np.testing.assert_allclose(_flax_output(weights, image), expected, atol=1e-5)
 
 
+def test_real_torch_pth_matches_numpy_reference(tmp_path, image):
+  torch = pytest.importorskip('torch', reason='torch is optional (pip install cnnrecon[torch] or make bench)')
+  net = random_dncnn(3, widths=[8] * 4 + [1])
+  state = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in kair_state_dict(net).items()}
+  torch.save(state, tmp_path / 'dncnn_25.pth')
+  weights = load_dncnn_weights('torch', tmp_path / 'dncnn_25.pth', depth=None, features=None, bn_epsilon=EPS)
+  np.testing.assert_allclose(_flax_output(weights, image), reference_forward(net, image, eps=EPS), atol=1e-5)
+
+
 def _error(*args, **kwargs) -> str:
   with pytest.raises(CnnreconError) as info:
     load_dncnn_weights(*args, **kwargs)
