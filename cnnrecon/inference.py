@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
 from cnnrecon import baselines, evaluate
 from cnnrecon.config import config_from_dict
@@ -56,10 +55,7 @@ def load_trained(workdir: str | pathlib.Path, *, step: int | None = None) -> Tra
   with checkpoint.open_manager(workdir, read_only=True) as manager:
     step = checkpoint.best_or_latest_step(manager) if step is None else step
     config = config_from_dict(checkpoint.restore_config(manager, step))
-    try:
-      state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
-    except Exception as error:
-      raise CnnreconError(f'checkpoint {manager.directory / str(step)} is unreadable: {error}') from error
+    state = checkpoint.restore_arrays(manager, step)
   variables = {'params': state['params'], 'batch_stats': state.get('batch_stats') or {}}
   return TrainedModel(config=config, variables=variables, step=step)
 

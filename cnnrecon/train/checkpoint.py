@@ -109,6 +109,18 @@ def restore_state(manager: ocp.CheckpointManager, step: int, *, target: Any,
     raise _unreadable(manager, step, error) from error
 
 
+def restore_arrays(manager: ocp.CheckpointManager, step: int) -> dict:
+  """Restores the train state saved at `step` as nested dicts of arrays, without a target.
+
+  Inference needs only `params` and `batch_stats`, so it need not rebuild the
+  optimizer state's structure.
+  """
+  try:
+    return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+  except Exception as error:
+    raise _unreadable(manager, step, error) from error
+
+
 def best_or_latest_step(manager: ocp.CheckpointManager) -> int:
   """The best step by validation PSNR, else the latest; explains an empty workdir."""
   step = manager.best_step()
