@@ -1,7 +1,6 @@
 """Pictures and the Markdown report of a run: image grids, loss curves, report.md."""
 
 import io
-import json
 import os
 import pathlib
 from typing import Iterable, Mapping, Sequence
@@ -12,8 +11,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from skimage import util as skutil
 
-from cnnrecon.errors import CnnreconError
+from cnnrecon.config import flatten
 from cnnrecon.evaluate import NOISY, write_file_atomic
+from cnnrecon.train.metric_writer import read_records
 
 SEPARATOR_PX = 2
 
@@ -87,22 +87,6 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
   return write_file_atomic(path, buffer.getvalue())
 
 
-def _read_metrics(path: pathlib.Path) -> list[dict]:
-  """Parses metrics.jsonl; blank lines are skipped."""
-  if not path.is_file():
-    raise CnnreconError(f'metrics file {path} not found; train first or pass the '
-                        f'workdir that holds metrics.jsonl')
-  records = []
-  for number, line in enumerate(path.read_text().splitlines(), start=1):
-    if line.strip():
-      try:
-        records.append(json.loads(line))
-      except json.JSONDecodeError as e:
-        raise CnnreconError(f'{path}:{number} is not valid JSON ({e.msg}); '
-                            f'fix or delete that line') from e
-  return records
-
-
 def _series(records: Iterable[dict], key: str) -> tuple[list[float], list[float]]:
   points = [(r['step'], r[key]) for r in records if key in r and 'step' in r]
   return [p[0] for p in points], [p[1] for p in points]
@@ -120,7 +104,7 @@ def plot_loss_curve(metrics_jsonl_path: str | os.PathLike,
   Returns:
     The destination as a `pathlib.Path`.
   """
-  records = _read_metrics(pathlib.Path(metrics_jsonl_path))
+  records = read_records(pathlib.Path(metrics_jsonl_path))
   # Figure + Agg canvas, not pyplot: no global state, no display needed.
   fig = Figure(figsize=(10, 3.6), layout='constrained')
   FigureCanvasAgg(fig)
@@ -141,19 +125,9 @@ def plot_loss_curve(metrics_jsonl_path: str | os.PathLike,
   return write_file_atomic(out_png, buffer.getvalue())
 
 
-def _flatten(config: Mapping, prefix: str = '') -> dict[str, object]:
-  flat = {}
-  for key, value in config.items():
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
-
-
 def _config_table(config_summary: Mapping) -> list[str]:
   lines = ['| key | value |', '|---|---|']
-  for key, value in _flatten(config_summary).items():
+  for key, value in flatten(config_summary).items():
     escaped = str(value).replace('|', r'\|')  # a bare pipe would split the cell
     lines.append(f'| {key} | {escaped} |')
   return lines

@@ -1,6 +1,5 @@
 """Shared fixtures: a private TFDS data dir with the bundled samples, and CLI runners."""
 
-import json
 import os
 import pathlib
 import subprocess
@@ -31,12 +30,9 @@ def run_cli(*args, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
 
 def read_metrics(workdir, key: str) -> dict[int, float]:
   """{step: value} of one scalar from a run's metrics.jsonl."""
-  values = {}
-  for line in (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines():
-    record = json.loads(line)
-    if key in record:
-      values[record['step']] = record[key]
-  return values
+  from cnnrecon.train.metric_writer import read_records
+  return {record['step']: record[key] for record in read_records(pathlib.Path(workdir) / 'metrics.jsonl')
+          if key in record}
 
 
 def smoke_config(experiment: str = 'denoise_dncnn', **overrides):

@@ -10,6 +10,8 @@ import jax
 import numpy as np
 import tensorboardX
 
+from cnnrecon.errors import CnnreconError
+
 
 class MetricWriter:
   """Appends scalars to `<workdir>/metrics.jsonl` and `<workdir>/tb/`."""
@@ -39,10 +41,25 @@ class MetricWriter:
       self._tensorboard.close()
 
 
+def read_records(path: pathlib.Path) -> list[dict]:
+  """Parses a metrics.jsonl file (one JSON object per line; blank lines skipped)."""
+  if not path.is_file():
+    raise CnnreconError(f'metrics file {path} not found; train first or pass the '
+                        f'workdir that holds metrics.jsonl')
+  records = []
+  for number, line in enumerate(path.read_text().splitlines(), start=1):
+    if line.strip():
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError as e:
+        raise CnnreconError(f'{path}:{number} is not valid JSON ({e.msg}); '
+                            f'fix or delete that line') from e
+  return records
+
+
 def truncate_after(jsonl_path: pathlib.Path, step: int) -> None:
   """Drops log lines past `step` (written after the checkpoint a resumed run restarts from)."""
   if not jsonl_path.exists():
     return
-  lines = jsonl_path.read_text().splitlines(keepends=True)
-  kept = [line for line in lines if line.strip() and json.loads(line)['step'] <= step]
-  jsonl_path.write_text(''.join(kept))
+  kept = [record for record in read_records(jsonl_path) if record['step'] <= step]
+  jsonl_path.write_text(''.join(json.dumps(record) + '\n' for record in kept))
