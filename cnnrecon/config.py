@@ -176,6 +176,7 @@ def base_config() -> ml_collections.ConfigDict:
           'log_every': 50,
           'eval_every': 500,
           'keep_checkpoints': 3,  # the last k, plus the best by validation PSNR
+          'init_from': '',  # a workdir (trained or `weights import`ed) whose best params start this run
       },
       'report': {
           'baselines': True,  # scikit-image's classical denoisers in the final table

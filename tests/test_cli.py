@@ -171,7 +171,30 @@ def test_weights_import_then_eval(tmp_path, image_folder, capsys):
   assert cli.main(['eval', '--workdir', str(tmp_path / 'imported'), '--data', str(image_folder),
                    '--no-baselines', '--out', str(tmp_path / 'eval')]) == 0
   assert 'sigma=25' in capsys.readouterr().out
-  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'imported', '--force'], 'imported weights')
+  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'imported', '--force'], 'init_from')
+
+
+def test_fine_tuning_starts_from_imported_weights(tmp_path, capsys):
+  import jax
+  from cnnrecon.inference import load_trained
+  from cnnrecon.train.loop import initialize_from, validate_config
+  from cnnrecon.train.state import create_train_state, make_optimizer
+  from tests.dncnn_weight_files import random_dncnn, write_matconvnet
+  write_matconvnet(tmp_path / 'dncnn_sigma25.mat', random_dncnn(0, widths=[8, 8, 8, 1]))
+  cli.main(['weights', 'import', '--format', 'matconvnet', str(tmp_path / 'dncnn_sigma25.mat'),
+            '--workdir', str(tmp_path / 'imported')])
+  config = smoke_config()
+  fresh = create_train_state(validate_config(config), make_optimizer(config.optim, 6), seed=0,
+                             sample_shape=(1, 24, 24, 1))
+  started = initialize_from(jax.device_get(fresh), str(tmp_path / 'imported'))
+  imported = load_trained(tmp_path / 'imported').variables['params']
+  for got, want in zip(jax.tree.leaves(started.params), jax.tree.leaves(imported)):
+    np.testing.assert_array_equal(got, want)
+  assert cli.main(['train', *SMOKE, '--workdir', str(tmp_path / 'tuned'),
+                   f'--config.train.init_from={tmp_path / "imported"}']) == 0
+  _fails_with_one_line(capsys, ['train', '--config', 'experiments/denoise_unet.py:smoke', '--no-progress',
+                                '--workdir', tmp_path / 'unet', f'--config.train.init_from={tmp_path / "imported"}'],
+                       'does not fit this model')
 
 
 def test_weights_import_bad_files(tmp_path, capsys):

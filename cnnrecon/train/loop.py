@@ -16,6 +16,7 @@ from cnnrecon import report
 from cnnrecon.data.pipeline import train_iterator, validation_batch
 from cnnrecon.data.sources import load_source
 from cnnrecon.errors import CnnreconError
+from cnnrecon.inference import load_trained
 from cnnrecon.losses import get_loss
 from cnnrecon.models.registry import build_model
 from cnnrecon.ops.degrade import make_degradation
@@ -47,8 +48,8 @@ def _check_resumable(workdir: pathlib.Path, config: ml_collections.ConfigDict, m
   if step is None:
     return None
   if not checkpoint.has_training_state(manager, step):
-    raise CnnreconError(f'{workdir} holds imported weights, not a training run: train in a new --workdir '
-                        '(fine-tuning from imported weights is not supported yet)')
+    raise CnnreconError(f'{workdir} holds imported weights, not a training run: to fine-tune them, train in '
+                        f'a new --workdir with --config.train.init_from={workdir}')
   differing = config_lib.differing_keys(checkpoint.restore_config(manager, step), config.to_dict())
   if differing and not force:
     raise CnnreconError(f'{workdir} was trained with a different config (differs in: {", ".join(differing)}): '
@@ -72,6 +73,29 @@ def _load_sources(config: ml_collections.ConfigDict):
       load_source(config.data.eval, data_dir=data_dir)
     multihost_utils.sync_global_devices('cnnrecon: data sources prepared')
   return load_source(config.data.train, data_dir=data_dir), load_source(config.data.eval, data_dir=data_dir)
+
+
+def initialize_from(host_state, workdir: str):
+  """Replaces a fresh state's params and BatchNorm statistics with those of another workdir.
+
+  The optimizer state and step stay fresh: this starts fine-tuning, e.g. from
+  published weights imported with `cnnrecon weights import`.
+  """
+  source = load_trained(workdir)
+  wanted = jax.tree_util.tree_flatten_with_path({'params': host_state.params, 'batch_stats': host_state.batch_stats})[0]
+  found = dict(jax.tree_util.tree_flatten_with_path(source.variables)[0])
+  for path, leaf in wanted:
+    name = jax.tree_util.keystr(path)
+    have = found.get(path)
+    if have is None or np.shape(have) != np.shape(leaf):
+      raise CnnreconError(f'train.init_from={workdir} does not fit this model: {name} is '
+                          f'{"missing" if have is None else np.shape(have)} there, {np.shape(leaf)} here; '
+                          'use the same model.* settings as that workdir')
+  if len(found) != len(wanted):
+    raise CnnreconError(f'train.init_from={workdir} has {len(found)} arrays but this model has {len(wanted)}: '
+                        'use the same model.* settings as that workdir')
+  return host_state.replace(params=jax.tree.map(np.asarray, source.variables['params']),
+                            batch_stats=jax.tree.map(np.asarray, source.variables['batch_stats']))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
@@ -110,6 +134,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       host_state = checkpoint.restore_state(manager, start, target=jax.device_get(host_state),
                                             data_iterator=batches)
       truncate_after(workdir / 'metrics.jsonl', start)
+    elif config.train.init_from:
+      host_state = initialize_from(jax.device_get(host_state), config.train.init_from)
     _write_config(workdir, config)
     run = _Run(config, workdir, data_parallel, manager, batches, progress=progress)
     summary = run.train(data_parallel.put_state(host_state), start or 0, stop_at or config.train.steps,
