@@ -142,8 +142,10 @@ def base_config() -> ml_collections.ConfigDict:
       'seed': 0,
       # 'shard_map' (jax.jit over a 1-D `data` mesh) or 'pmap'.
       'parallel': 'shard_map',
-      # space_to_depth (dncnn): run the body on f x f sub-images, as FFDNet does.
-      'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32', 'space_to_depth': 1},
+      # dncnn only: space_to_depth runs the body on f x f sub-images, as FFDNet does;
+      # bn_epsilon is BatchNorm's epsilon (imported weights record their own).
+      'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32', 'space_to_depth': 1,
+                'bn_epsilon': 1e-5},
       # sigma on the 0-255 scale; peak for poisson; keep_prob for inpaint.
       'degradation': {'name': 'gaussian', 'sigma': 25.0, 'peak': 30.0, 'keep_prob': 0.5},
       'data': {

@@ -13,6 +13,7 @@ import tqdm
 
 from cnnrecon import config as config_lib
 from cnnrecon import report
+from cnnrecon.evaluate import write_file_atomic
 from cnnrecon.data.pipeline import train_iterator, validation_batch
 from cnnrecon.data.sources import load_source
 from cnnrecon.errors import CnnreconError
@@ -59,9 +60,7 @@ def _check_resumable(workdir: pathlib.Path, config: ml_collections.ConfigDict, m
 
 def _write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
   if jax.process_index() == 0:
-    tmp = workdir / 'config.json.tmp'
-    tmp.write_text(config_lib.config_to_json(config))
-    tmp.replace(workdir / 'config.json')
+    write_file_atomic(workdir / 'config.json', config_lib.config_to_json(config))
 
 
 def _load_sources(config: ml_collections.ConfigDict):

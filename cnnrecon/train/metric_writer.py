@@ -11,6 +11,7 @@ import numpy as np
 import tensorboardX
 
 from cnnrecon.errors import CnnreconError
+from cnnrecon.evaluate import write_file_atomic
 
 
 class MetricWriter:
@@ -62,4 +63,4 @@ def truncate_after(jsonl_path: pathlib.Path, step: int) -> None:
   if not jsonl_path.exists():
     return
   kept = [record for record in read_records(jsonl_path) if record['step'] <= step]
-  jsonl_path.write_text(''.join(json.dumps(record) + '\n' for record in kept))
+  write_file_atomic(jsonl_path, ''.join(json.dumps(record) + '\n' for record in kept))

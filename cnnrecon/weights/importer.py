@@ -88,9 +88,8 @@ def import_config(weights: ImportedWeights, *, sigma: float) -> ml_collections.C
     `config.base_config()` with the model, channels and noise level set.
   """
   config = config_lib.base_config()
-  with config.unlocked():  # base_config may not declare bn_epsilon
-    config.model.update(name='dncnn', depth=weights.depth, features=weights.features,
-                        bn_epsilon=weights.bn_epsilon, dtype='float32', space_to_depth=1)
+  config.model.update(name='dncnn', depth=weights.depth, features=weights.features,
+                      bn_epsilon=float(weights.bn_epsilon), dtype='float32', space_to_depth=1)
   config.data.channels = weights.channels
   config.degradation.name = 'gaussian'
   config.degradation.sigma = float(sigma)
