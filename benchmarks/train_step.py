@@ -43,7 +43,7 @@ def time_cnnrecon(args) -> float:
   config.model.depth, config.model.features = args.depth, args.features
   model = build_model(config.model, channels=1, bn_axis_name=AXIS)
   data_parallel = DataParallel('shard_map')
-  step = data_parallel.compile_train_step(train_step, degrade=make_degradation(config.degradation), loss_fn=mse)
+  step = data_parallel.compile_train_step(train_step, cpu_conv=args.cpu_conv, degrade=make_degradation(config.degradation), loss_fn=mse)
   state = data_parallel.put_state(create_train_state(model, make_optimizer(config.optim, 1000), seed=0,
                                                      sample_shape=(1, args.patch, args.patch, 1)))
   rng = np.random.default_rng(0)
@@ -96,6 +96,7 @@ def main():
   parser.add_argument('--patch', type=int, default=40)
   parser.add_argument('--warmup', type=int, default=3)
   parser.add_argument('--repeats', type=int, default=10)
+  parser.add_argument('--cpu-conv', default='eigen')
   parser.add_argument('--out', default='runs/bench/train_step.json')
   args = parser.parse_args()
   jax_seconds = time_cnnrecon(args)

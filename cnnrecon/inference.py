@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cnnrecon import baselines, evaluate
+from cnnrecon import baselines, compiler, evaluate
 from cnnrecon.config import config_from_dict
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.registry import build_model
@@ -33,7 +33,9 @@ class TrainedModel:
   def apply(self):
     """The jitted inference function `images (NHWC) -> estimates` (retraces per shape)."""
     model = build_model(self.config.model, channels=self.config.data.channels)
-    return jax.jit(lambda variables, images: model.apply(variables, images, train=False))
+    # Workdirs written before `compile.cpu_conv` existed get the default.
+    cpu_conv = self.config.get('compile', {}).get('cpu_conv', 'eigen')
+    return compiler.jit(lambda variables, images: model.apply(variables, images, train=False), cpu_conv=cpu_conv)
 
   def __call__(self, images: np.ndarray) -> np.ndarray:
     return np.asarray(self.apply(self.variables, jnp.asarray(images, jnp.float32)))

@@ -12,7 +12,7 @@ import numpy as np
 import tqdm
 
 from cnnrecon import config as config_lib
-from cnnrecon import report
+from cnnrecon import compiler, report
 from cnnrecon.evaluate import write_file_atomic
 from cnnrecon.data.pipeline import train_iterator, validation_batch
 from cnnrecon.data.sources import load_source
@@ -38,6 +38,7 @@ def validate_config(config: ml_collections.ConfigDict):
     raise CnnreconError('train.steps, train.log_every and train.eval_every must be positive integers')
   make_degradation(config.degradation)
   get_loss(config.train.loss)
+  compiler.check_cpu_conv(config.compile.cpu_conv)
   make_optimizer(config.optim, config.train.steps)
   return build_model(config.model, channels=config.data.channels, image_size=config.data.patch_size,
                      bn_axis_name=parallel.AXIS)
@@ -159,8 +160,9 @@ class _Run:
     self.config, self.workdir, self.dp, self.manager, self.batches = config, workdir, data_parallel, manager, batches
     self.progress = progress and jax.process_index() == 0
     steps = dict(degrade=make_degradation(config.degradation), loss_fn=get_loss(config.train.loss))
-    self.train_step = data_parallel.compile_train_step(train_step, **steps)
-    self.eval_step = jax.jit(functools.partial(eval_step, axis_name=None, **steps))
+    cpu_conv = config.compile.cpu_conv
+    self.train_step = data_parallel.compile_train_step(train_step, cpu_conv=cpu_conv, **steps)
+    self.eval_step = compiler.jit(functools.partial(eval_step, axis_name=None, **steps), cpu_conv=cpu_conv)
     self.writer = MetricWriter(workdir)
 
   def evaluate(self, step, state, eval_batch) -> dict[str, float]:

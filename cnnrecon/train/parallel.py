@@ -17,6 +17,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from cnnrecon import compiler
 from cnnrecon.errors import CnnreconError
 
 AXIS = 'data'
@@ -69,13 +70,16 @@ class DataParallel:
     self._replicated = NamedSharding(self.mesh, P())
     self._split = NamedSharding(self.mesh, P(AXIS))
 
-  def compile_train_step(self, step_fn: Callable, **static) -> Callable:
-    """Wraps `step_fn(state, batch, axis_name=...)`; the state argument is donated."""
+  def compile_train_step(self, step_fn: Callable, *, cpu_conv: str = 'eigen', **static) -> Callable:
+    """Wraps `step_fn(state, batch, axis_name=...)`; the state argument is donated.
+
+    `cpu_conv` is `config.compile.cpu_conv` (see `cnnrecon.compiler`).
+    """
     per_device = functools.partial(step_fn, axis_name=AXIS, **static)
     if self.strategy == 'pmap':
-      return jax.pmap(per_device, axis_name=AXIS, donate_argnums=0)
+      return compiler.pmap(per_device, cpu_conv=cpu_conv, axis_name=AXIS, donate_argnums=0)
     mapped = jax.shard_map(per_device, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
-    return jax.jit(mapped, donate_argnums=0)
+    return compiler.jit(mapped, cpu_conv=cpu_conv, donate_argnums=0)
 
   def put_replicated(self, tree: Any) -> Any:
     """Places the same host values on every device, for plain `jax.jit` code."""
