@@ -26,7 +26,7 @@ test: install
 TORCH ?= torch==2.13.0
 bench: install
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet '$(TORCH)'
-	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

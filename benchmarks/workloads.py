@@ -1,0 +1,140 @@
+"""The benchmarked workloads, each as a zero-argument call that blocks until done."""
+
+import functools
+import os
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cnnrecon import compiler
+from cnnrecon.config import base_config, load_config
+from cnnrecon.losses import get_loss
+from cnnrecon.models.registry import build_model
+from cnnrecon.ops.degrade import make_degradation
+from cnnrecon.train.parallel import AXIS, DataParallel, check_batch_size
+from cnnrecon.train.state import create_train_state, make_optimizer
+from cnnrecon.train.step import train_step
+
+NAMES = ('dncnn17_train', 'unet_train', 'demo_train', 'dncnn17_infer_b1', 'dncnn17_infer_b8', 'data_pipeline')
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / 'experiments'
+INFERENCE_SIDE = 512
+
+
+def workload_config(name: str, dtype: str = 'float32'):
+  """The config a workload runs (the experiments' own settings)."""
+  if name.startswith('dncnn17') or name == 'data_pipeline':
+    config = base_config()
+    config.model.update(name='dncnn', depth=17, features=64)
+    config.data.update(batch_size=32, patch_size=40)
+  elif name == 'unet_train':
+    config = load_config(str(EXPERIMENTS / 'denoise_unet.py'), [])
+  elif name == 'demo_train':
+    config = load_config(str(EXPERIMENTS / 'denoise_dncnn.py') + ':demo', [])
+  else:
+    raise ValueError(name)
+  config.model.dtype = dtype
+  return config
+
+
+def _train_step_call(config, args):
+  """A cnnrecon train step exactly as `train_and_evaluate` compiles it, and its FLOPs."""
+  model = build_model(config.model, channels=1, bn_axis_name=AXIS)
+  data_parallel = DataParallel(config.parallel)
+  step = data_parallel.compile_train_step(
+      train_step, cpu_conv=args.cpu_conv, degrade=make_degradation(config.degradation),
+      loss_fn=get_loss(config.train.loss))
+  size = config.data.patch_size
+  state = data_parallel.put_state(create_train_state(
+      model, make_optimizer(config.optim, 1000), seed=0, sample_shape=(1, size, size, 1)))
+  rng = np.random.default_rng(0)
+  local = check_batch_size(config.data.batch_size)
+  batch = data_parallel.put_batch({'target': rng.random((local, size, size, 1), dtype=np.float32),
+                                   'noise_seed': np.arange(local, dtype=np.uint32)})
+  flops = step.lower(state, batch).compile().cost_analysis()['flops'] if hasattr(step, 'lower') else 0.0
+  holder = {'state': state}
+
+  def call():
+    holder['state'], metrics = step(holder['state'], batch)
+    jax.block_until_ready(metrics)
+
+  return call, flops
+
+
+def _inference_call(config, batch: int, args):
+  model = build_model(config.model, channels=1)
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      jax.random.key(0), jnp.zeros((1, INFERENCE_SIDE, INFERENCE_SIDE, 1)))
+  apply = compiler.jit(lambda v, x: model.apply(v, x, train=False), cpu_conv=args.cpu_conv)
+  images = jnp.asarray(np.random.default_rng(0).random((batch, INFERENCE_SIDE, INFERENCE_SIDE, 1),
+                                                       dtype=np.float32))
+  flops = apply.lower(variables, images).compile().cost_analysis()['flops']
+  return (lambda: jax.block_until_ready(apply(variables, images))), flops
+
+
+def cnnrecon_call(name: str, args):
+  """(call, flops) of a workload on the cnnrecon side."""
+  config = workload_config(name, args.dtype)
+  if name.endswith('_train'):
+    return _train_step_call(config, args)
+  return _inference_call(config, 1 if name.endswith('_b1') else 8, args)
+
+
+def torch_call(name: str, args):
+  """The same workload in PyTorch (None when torch is not installed)."""
+  try:
+    import torch
+  except ImportError:
+    return None
+  import torch_models
+  torch.manual_seed(0)
+  torch.set_num_threads(len(os.sched_getaffinity(0)))
+  device = 'cuda' if args.device == 'gpu' else 'cpu'
+  sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+  config = workload_config(name, args.dtype)
+  net = torch_models.build(config.model, channels=1).to(device)
+  autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=args.dtype == 'bfloat16')
+  if name.endswith('_train'):
+    size, batch = config.data.patch_size, config.data.batch_size
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    clean = torch.rand(batch, 1, size, size, device=device)
+
+    def step():
+      noisy = clean + torch.randn_like(clean) * (25.0 / 255.0)
+      with autocast:
+        loss = torch.mean((net(noisy).float() - clean) ** 2)
+      optimizer.zero_grad(set_to_none=True)
+      loss.backward()
+      optimizer.step()
+      sync()
+    return step
+  net.eval()
+  images = torch.rand(1 if name.endswith('_b1') else 8, 1, INFERENCE_SIDE, INFERENCE_SIDE, device=device)
+
+  def infer():
+    with torch.no_grad(), autocast:
+      net(images)
+    sync()
+  return infer
+
+
+def data_pipeline(args, median_ms) -> dict:
+  """Images/s of the grain training iterator vs images/s the dncnn17 train step consumes."""
+  from cnnrecon.data.pipeline import train_iterator
+  from cnnrecon.data.sources import load_source
+  config = workload_config('data_pipeline')
+  batches = train_iterator(load_source('samples:train'), seed=0, patch_size=config.data.patch_size, channels=1,
+                           batch_size=config.data.batch_size, num_threads=config.data.num_threads)
+  next(batches)  # decode and cache the images first, as a training run does before its first step
+  count = 50
+  started = time.perf_counter()
+  for _ in range(count):
+    next(batches)
+  pipeline = count * config.data.batch_size / (time.perf_counter() - started)
+  step, _ = _train_step_call(config, args)
+  step_ms = median_ms(step, warmup=args.warmup, repeats=args.repeats)
+  consumed = config.data.batch_size / (step_ms / 1000)
+  return {'name': 'data_pipeline', 'pipeline_images_per_s': pipeline, 'step_images_per_s': consumed,
+          'headroom': pipeline / consumed}
