@@ -58,3 +58,46 @@ def test_two_processes_match_one_process(reference_losses, tmp_path):
   for process, (_, stderr) in zip(processes, outputs):
     assert process.returncode == 0, stderr
   assert _losses(tmp_path) == pytest.approx(reference_losses, abs=1e-5)
+
+
+def one_step_gradients(strategy: str):
+  """Params change of one SGD(lr=1) step = minus the gradient, via DataParallel and on one device."""
+  import functools
+  import jax
+  import numpy as np
+  import optax
+  from cnnrecon.losses import mse
+  from cnnrecon.models.registry import build_model
+  from cnnrecon.ops.degrade import make_degradation
+  from cnnrecon.train.parallel import AXIS, DataParallel
+  from cnnrecon.train.state import create_train_state
+  from cnnrecon.train.step import train_step
+  from conftest import smoke_config
+  config = smoke_config('denoise_unet')  # every layer gets a gradient (DnCNN's last conv starts at zero)
+  steps = dict(degrade=make_degradation(config.degradation), loss_fn=mse)
+  rng = np.random.default_rng(0)
+  batch = {'target': rng.random((8, 16, 16, 1), dtype=np.float32), 'noise_seed': np.arange(8, dtype=np.uint32)}
+
+  def fresh_state(axis_name):
+    model = build_model(config.model, channels=1, bn_axis_name=axis_name)  # BatchNorm statistics over AXIS
+    return create_train_state(model, optax.sgd(1.0), seed=0, sample_shape=(1, 16, 16, 1))
+
+  before = jax.device_get(fresh_state(None).params)
+  single, _ = jax.jit(functools.partial(train_step, axis_name=None, **steps))(fresh_state(None), batch)
+  data_parallel = DataParallel(strategy)
+  step = data_parallel.compile_train_step(train_step, **steps)
+  parallel, _ = step(data_parallel.put_state(fresh_state(AXIS)), data_parallel.put_batch(batch))
+  change = lambda params: jax.tree.map(lambda new, old: np.asarray(new) - old, params, before)
+  return change(jax.device_get(single.params)), change(data_parallel.host_state(parallel).params)
+
+
+@pytest.mark.parametrize('strategy', ['shard_map', 'pmap'])
+def test_gradient_on_four_devices_equals_one_device(strategy):
+  code = ('import jax, numpy as np; assert jax.device_count() == 4; import test_parallel as t; '
+          f'one, four = t.one_step_gradients({strategy!r}); '
+          'ratios = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.linalg.norm(b - a) / np.linalg.norm(a)), '
+          'one, four)); assert max(ratios) < 1e-4, ratios')  # float32 sums in another order
+  import os
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO / 'tests', env={**os.environ, **FOUR_DEVICES},
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]

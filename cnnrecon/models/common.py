@@ -36,10 +36,38 @@ def conv(features: int, kernel_size: tuple[int, int] = (3, 3),
                  kernel_init=he_normal_kernel_init, **kwargs)
 
 
-def upsample(features: int, **kwargs: Any) -> nn.ConvTranspose:
+class ConvTranspose(nn.Module):
+  """A 2x2, stride-2 transposed conv computed as one matmul and a pixel shuffle.
+
+  Equal to `flax.linen.ConvTranspose(features, (2, 2), strides=(2, 2))` (same
+  parameter names, shapes, init and output; tested), and named like it so
+  checkpoints keep their paths. Why: with kernel == stride the output blocks
+  do not overlap, so each input pixel maps to its 2x2 block by a dense
+  [C, 4F] matmul. XLA's CPU backend runs the weight gradient of the
+  lhs-dilated convolution flax emits with a naive loop: 1.5 s of a 1.9 s U-Net
+  train step (depth 3, batch 32 of 64x64) on a 2-core Xeon.
+
+  Attributes:
+    features: output channels.
+    dtype: compute dtype (params stay float32).
+  """
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    kernel = self.param('kernel', he_normal_kernel_init, (2, 2, x.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    batch, height, width, _ = x.shape
+    # flax's transposed conv correlates with the spatially flipped kernel.
+    blocks = jnp.einsum('bhwc,ijcf->bhiwjf', x, kernel[::-1, ::-1])
+    return blocks.reshape(batch, 2 * height, 2 * width, self.features) + bias
+
+
+def upsample(features: int, **kwargs: Any) -> ConvTranspose:
   """A learned x2 upsampling: 2x2 transposed conv with stride 2."""
-  return nn.ConvTranspose(features, (2, 2), strides=(2, 2),
-                          kernel_init=he_normal_kernel_init, **kwargs)
+  return ConvTranspose(features, **kwargs)
 
 
 def pad_to_multiple(x: jnp.ndarray, multiple: int) -> jnp.ndarray:

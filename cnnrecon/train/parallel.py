@@ -78,7 +78,12 @@ class DataParallel:
     per_device = functools.partial(step_fn, axis_name=AXIS, **static)
     if self.strategy == 'pmap':
       return compiler.pmap(per_device, cpu_conv=cpu_conv, axis_name=AXIS, donate_argnums=0)
-    mapped = jax.shard_map(per_device, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+    # check_vma=False: with jax's varying-axes checks on, the gradient of a replicated param is
+    # already summed over `data` when it leaves jax.grad, so the step's own pmean left it
+    # `device_count` times too large (pmap and one device were right); tests/test_parallel.py
+    # compares the gradient of one step on 4 devices with one device.
+    mapped = jax.shard_map(per_device, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()),
+                           check_vma=False)
     return compiler.jit(mapped, cpu_conv=cpu_conv, donate_argnums=0)
 
   def put_replicated(self, tree: Any) -> Any:
