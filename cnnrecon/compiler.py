@@ -5,8 +5,8 @@ default, and YNNPACK's weight-gradient convolution is slow and
 single-threaded. Measured on a 2-core Xeon (AVX-512), one 3x3 conv,
 32x40x40x64 -> 64, forward + backward: 129 ms with YNNPACK, 37 ms with XLA's
 Eigen convolution (the weight gradient alone 127 ms vs 22 ms). Routing
-convolutions back to Eigen while keeping YNNPACK for dots, reductions and
-elementwise fusions took a DnCNN-17 train step from 2509 ms to 994 ms. The
+convolutions back to Eigen while keeping YNNPACK for dots and reductions
+took a DnCNN-17 train step from 2509 ms to 976-1000 ms. The
 option is set per `jax.jit` (`compiler_options=`), so it touches nothing
 else in the process, and `config.compile.cpu_conv='xla_default'` removes it.
 
