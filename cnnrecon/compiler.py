@@ -27,7 +27,7 @@ CPU_CONV_CHOICES = ('eigen', 'xla_default')
 
 # YNNPACK keeps dots and reductions (BatchNorm statistics: 1.9 s per DnCNN-17 step without
 # it); INDIVIDUAL_CONVOLUTION is left out, and so is ELTWISE, whose fusions pull a convolution
-# in with the elementwise op that follows it (tests/test_compiler.py checks that none is left).
+# in with the elementwise op that follows it (tests/test_fast_paths.py checks that none is left).
 _CPU_CONV_ON_EIGEN = {
     'xla_cpu_experimental_ynn_fusion_type': ','.join(
         f'LIBRARY_FUSION_TYPE_{kind}' for kind in ('DOT', 'INDIVIDUAL_DOT', 'REDUCE')),

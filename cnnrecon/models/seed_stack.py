@@ -48,7 +48,7 @@ class SeedStack(nn.Module):
     y = common.pad_to_multiple(x, 2**self.depth)
     for _ in range(self.depth):
       y = nn.relu(common.conv(self.features, dtype=self.dtype)(y))
-      y = nn.max_pool(y, (2, 2), strides=(2, 2))
+      y = common.max_pool_2x2(y)
     for _ in range(self.depth):
       y = common.upsample(self.features, dtype=self.dtype)(y)
       y = nn.relu(common.conv(self.features, dtype=self.dtype)(y))

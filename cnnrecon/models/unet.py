@@ -67,7 +67,7 @@ class UNet(nn.Module):
     for level in range(self.depth):
       y = block(width_at(level))(y, train=train)
       skips.append(y)
-      y = nn.max_pool(y, (2, 2), strides=(2, 2))
+      y = common.max_pool_2x2(y)
     y = block(width_at(self.depth))(y, train=train)
     for level in reversed(range(self.depth)):
       y = common.upsample(width_at(level), dtype=self.dtype)(y)

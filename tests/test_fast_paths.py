@@ -1,4 +1,6 @@
-"""compile.cpu_conv: the Eigen routing is applied, changes no result, and is refused when unknown.
+"""Speed changes that must change no result: compile.cpu_conv, the matmul upsampling, the reshape max-pool.
+
+compile.cpu_conv: the Eigen routing is applied, changes no result, and is refused when unknown.
 
 Gradients are compared with the same program compiled with XLA's default
 choice (`xla_default`), relative error ||a - b|| / ||b|| <= 1e-5.
@@ -126,10 +128,18 @@ def test_conv_gradients_equal_on_four_devices():
   import subprocess
   import sys
   from conftest import REPO
-  code = ('import jax; assert jax.device_count() == 4; import test_compiler; '
-          'test_compiler.test_conv_gradients_equal_under_shard_map_and_pmap()')
+  code = ('import jax; assert jax.device_count() == 4; import test_fast_paths; '
+          'test_fast_paths.test_conv_gradients_equal_under_shard_map_and_pmap()')
   env = {**__import__('os').environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4',
          'JAX_PLATFORMS': 'cpu'}
   result = subprocess.run([sys.executable, '-c', code], cwd=REPO / 'tests', env=env, capture_output=True,
                           text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_max_pool_equals_flax_max_pool():
+  images = jnp.asarray(np.random.default_rng(2).random((2, 6, 8, 3), dtype=np.float32))  # no ties
+  np.testing.assert_array_equal(common.max_pool_2x2(images), nn.max_pool(images, (2, 2), strides=(2, 2)))
+  ours = jax.grad(lambda x: jnp.sum(common.max_pool_2x2(x)**2))(images)
+  flax_grad = jax.grad(lambda x: jnp.sum(nn.max_pool(x, (2, 2), strides=(2, 2))**2))(images)
+  np.testing.assert_array_equal(ours, flax_grad)
