@@ -13,7 +13,8 @@ Workloads (the configs are the experiments' own, unchanged):
   the dncnn17_train step consumes.
 
 A train step is, on both sides: add Gaussian noise (sigma 25/255), forward, MSE, backward, Adam.
-Times are medians of steady-state calls after warm-up (and compilation). ratio = PyTorch ms /
+Times are medians of steady-state calls after warm-up (and compilation), the two sides
+timed in turns. ratio = PyTorch ms /
 cnnrecon ms: above 1, cnnrecon is faster. FLOPs are XLA's count of the compiled cnnrecon
 program (the same network on both sides). Output: a table, and `runs/bench/results.json`.
 """
@@ -36,26 +37,39 @@ import workloads  # pylint: disable=wrong-import-position
 
 def median_ms(call, *, warmup: int, repeats: int) -> float:
   """Median wall milliseconds of `call()` (which must block until its work is done)."""
-  for _ in range(warmup):
-    call()
-  times = []
+  return interleaved_median_ms([call], warmup=warmup, repeats=repeats)[0]
+
+
+def interleaved_median_ms(calls, *, warmup: int, repeats: int) -> list[float]:
+  """Median wall milliseconds of each call, timed in turns (A B A B ...).
+
+  Taking turns exposes both sides to the same drift of a shared machine
+  (clock, neighbours), which back-to-back blocks of repeats do not: the
+  PyTorch DnCNN-17 step alone measured 656-792 ms in different runs here.
+  """
+  for call in calls:
+    for _ in range(warmup):
+      call()
+  times = [[] for _ in calls]
   for _ in range(repeats):
-    started = time.perf_counter()
-    call()
-    times.append(time.perf_counter() - started)
-  return 1000 * statistics.median(times)
+    for call, spent in zip(calls, times):
+      started = time.perf_counter()
+      call()
+      spent.append(time.perf_counter() - started)
+  return [1000 * statistics.median(spent) for spent in times]
 
 
 def measure(name: str, args) -> dict:
-  """Times one workload on both sides and returns its row."""
+  """Times one workload on both sides (in turns) and returns its row."""
   if name == 'data_pipeline':
     return workloads.data_pipeline(args, median_ms)
   ours, flops = workloads.cnnrecon_call(name, args)
-  row = {'name': name, 'cnnrecon_ms': median_ms(ours, warmup=args.warmup, repeats=args.repeats),
-         'gflop': flops / 1e9}
   theirs = workloads.torch_call(name, args)
+  calls = [ours] if theirs is None else [ours, theirs]
+  times = interleaved_median_ms(calls, warmup=args.warmup, repeats=args.repeats)
+  row = {'name': name, 'cnnrecon_ms': times[0], 'gflop': flops / 1e9}
   if theirs is not None:
-    row['pytorch_ms'] = median_ms(theirs, warmup=args.warmup, repeats=args.repeats)
+    row['pytorch_ms'] = times[1]
     row['ratio'] = row['pytorch_ms'] / row['cnnrecon_ms']
   row['cnnrecon_gflops'] = row['gflop'] / (row['cnnrecon_ms'] / 1000)
   return row
