@@ -95,7 +95,8 @@ def print_table(machine_info: dict, rows: list[dict]) -> None:
         f"fp32 peak {peak:.0f} GFLOP/s = {machine_info['peak_formula']}")
   print(f"versions: python {machine_info['python']}, jax {machine_info['jax']} (jaxlib {machine_info['jaxlib']}, "
         f"{machine_info['jax_devices']}, cpu_conv={machine_info['cpu_conv']}), torch {machine_info.get('torch')} "
-        f"({machine_info.get('torch_threads')} threads); XLA_FLAGS={machine_info['xla_flags']!r}")
+        f"({machine_info.get('torch_threads')} threads, {machine_info['pytorch_mode']}); "
+        f"XLA_FLAGS={machine_info['xla_flags']!r}")
 
 
 def main():
@@ -105,13 +106,15 @@ def main():
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'),
                       help='compute dtype of the train steps (params stay float32)')
   parser.add_argument('--cpu-conv', default='eigen', choices=('eigen', 'xla_default'))
+  parser.add_argument('--torch-compile', action='store_true', help='compare with torch.compile(net), not eager')
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--out', default='runs/bench/results.json')
   args = parser.parse_args()
   if args.device == 'gpu' and jax.default_backend() != 'gpu':
     raise SystemExit('bench: --device gpu but jax sees no GPU (install jax[cuda12])')
-  machine_info = {**machine.describe(args.device), 'cpu_conv': args.cpu_conv, 'dtype': args.dtype}
+  machine_info = {**machine.describe(args.device), 'cpu_conv': args.cpu_conv, 'dtype': args.dtype,
+                  'pytorch_mode': 'torch.compile' if args.torch_compile else 'eager'}
   rows = []
   for name in args.only:
     rows.append(measure(name, args))

@@ -97,6 +97,8 @@ def torch_call(name: str, args):
   sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
   config = workload_config(name, args.dtype)
   net = torch_models.build(config.model, channels=1).to(device)
+  if args.torch_compile:
+    net = torch.compile(net)
   autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=args.dtype == 'bfloat16')
   if name.endswith('_train'):
     size, batch = config.data.patch_size, config.data.batch_size

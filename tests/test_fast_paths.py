@@ -143,3 +143,9 @@ def test_max_pool_equals_flax_max_pool():
   ours = jax.grad(lambda x: jnp.sum(common.max_pool_2x2(x)**2))(images)
   flax_grad = jax.grad(lambda x: jnp.sum(nn.max_pool(x, (2, 2), strides=(2, 2))**2))(images)
   np.testing.assert_array_equal(ours, flax_grad)
+
+
+def test_no_cpu_option_on_other_platforms(monkeypatch):
+  """On GPU/TPU XLA's own convolutions are used: the routing is a CPU-only option."""
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert compiler.compiler_options('eigen') is None
