@@ -1,5 +1,6 @@
 """Data parallelism: 1 vs 4 devices, shard_map vs pmap, and two real processes (gloo)."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -49,7 +50,6 @@ def test_two_processes_match_one_process(reference_losses, tmp_path):
   address = f'127.0.0.1:{_free_port()}'
   command = [sys.executable, '-m', 'cnnrecon.cli', 'train', *FLAGS, '--workdir', str(tmp_path),
              '--coordinator-address', address, '--num-processes', '2']
-  import os
   env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
   processes = [subprocess.Popen(command + ['--process-id', str(index)], cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -97,7 +97,6 @@ def test_gradient_on_four_devices_equals_one_device(strategy):
           f'one, four = t.one_step_gradients({strategy!r}); '
           'ratios = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.linalg.norm(b - a) / np.linalg.norm(a)), '
           'one, four)); assert max(ratios) < 1e-4, ratios')  # float32 sums in another order
-  import os
   result = subprocess.run([sys.executable, '-c', code], cwd=REPO / 'tests', env={**os.environ, **FOUR_DEVICES},
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
