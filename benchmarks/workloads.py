@@ -23,6 +23,11 @@ EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / 'experiments'
 INFERENCE_SIDE = 512
 
 
+def inference_batch(name: str) -> int:
+  """Batch size of an inference workload (`..._b1` or `..._b8`)."""
+  return int(name.rpartition('_b')[2])
+
+
 def workload_config(name: str, dtype: str = 'float32'):
   """The config a workload runs (the experiments' own settings)."""
   if name.startswith('dncnn17') or name == 'data_pipeline':
@@ -48,7 +53,7 @@ def _train_step_call(config, args):
       loss_fn=get_loss(config.train.loss))
   size = config.data.patch_size
   state = data_parallel.put_state(create_train_state(
-      model, make_optimizer(config.optim, 1000), seed=0, sample_shape=(1, size, size, 1)))
+      model, make_optimizer(config.optim, config.train.steps), seed=0, sample_shape=(1, size, size, 1)))
   rng = np.random.default_rng(0)
   local = check_batch_size(config.data.batch_size)
   batch = data_parallel.put_batch({'target': rng.random((local, size, size, 1), dtype=np.float32),
@@ -81,7 +86,7 @@ def cnnrecon_call(name: str, args):
   config = workload_config(name, args.dtype)
   if name.endswith('_train'):
     return _train_step_call(config, args)
-  return _inference_call(config, 1 if name.endswith('_b1') else 8, args)
+  return _inference_call(config, inference_batch(name), args)
 
 
 def torch_call(name: str, args):
@@ -115,7 +120,7 @@ def torch_call(name: str, args):
       sync()
     return step
   net.eval()
-  images = torch.rand(1 if name.endswith('_b1') else 8, 1, INFERENCE_SIDE, INFERENCE_SIDE, device=device)
+  images = torch.rand(inference_batch(name), 1, INFERENCE_SIDE, INFERENCE_SIDE, device=device)
 
   def infer():
     with torch.no_grad(), autocast:

@@ -9,6 +9,8 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / 'shared' / 'data'
+# Environment of a fresh process that sees 4 CPU devices (parallel code without accelerators).
+FOUR_DEVICES = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4', 'JAX_PLATFORMS': 'cpu'}
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -26,6 +28,13 @@ def run_cli(*args, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
   env = {**os.environ, **(env_extra or {})}
   return subprocess.run([sys.executable, '-m', 'cnnrecon.cli', *map(str, args)], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
+
+
+def run_python(code: str, *, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
+  """Runs `python -c CODE` in tests/ in a fresh process (e.g. with 4 forced host devices)."""
+  env = {**os.environ, **(env_extra or {})}
+  return subprocess.run([sys.executable, '-c', code], cwd=REPO / 'tests', env=env, capture_output=True,
+                        text=True, timeout=timeout)
 
 
 def read_metrics(workdir, key: str) -> dict[int, float]:

@@ -7,9 +7,6 @@ choice (`xla_default`), relative error ||a - b|| / ||b|| <= 1e-5.
 """
 
 import functools
-import os
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -21,7 +18,7 @@ from jax.sharding import PartitionSpec as P
 from cnnrecon import compiler
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models import common
-from conftest import REPO, run_cli
+from conftest import FOUR_DEVICES, run_cli, run_python
 
 RELATIVE = 1e-5
 
@@ -130,10 +127,7 @@ def test_conv_gradients_equal_on_four_devices():
   """The shard_map / pmap comparison again, with the batch split over 4 forced host devices."""
   code = ('import jax; assert jax.device_count() == 4; import test_fast_paths; '
           'test_fast_paths.test_conv_gradients_equal_under_shard_map_and_pmap()')
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4',
-         'JAX_PLATFORMS': 'cpu'}
-  result = subprocess.run([sys.executable, '-c', code], cwd=REPO / 'tests', env=env, capture_output=True,
-                          text=True, timeout=300)
+  result = run_python(code, env_extra=FOUR_DEVICES)
   assert result.returncode == 0, result.stderr[-2000:]
 
 

@@ -7,12 +7,11 @@ import sys
 
 import pytest
 
-from conftest import REPO, read_metrics, run_cli
+from conftest import FOUR_DEVICES, REPO, read_metrics, run_cli, run_python
 
 STEPS = 5
 FLAGS = ['--config', 'experiments/denoise_dncnn.py:smoke', f'--config.train.steps={STEPS}',
          '--config.train.log_every=1', '--config.train.eval_every=100', '--no-progress']
-FOUR_DEVICES = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4', 'JAX_PLATFORMS': 'cpu'}
 
 
 def _losses(workdir):
@@ -97,6 +96,5 @@ def test_gradient_on_four_devices_equals_one_device(strategy):
           f'one, four = t.one_step_gradients({strategy!r}); '
           'ratios = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.linalg.norm(b - a) / np.linalg.norm(a)), '
           'one, four)); assert max(ratios) < 1e-4, ratios')  # float32 sums in another order
-  result = subprocess.run([sys.executable, '-c', code], cwd=REPO / 'tests', env={**os.environ, **FOUR_DEVICES},
-                          capture_output=True, text=True, timeout=300)
+  result = run_python(code, env_extra=FOUR_DEVICES)
   assert result.returncode == 0, result.stderr[-3000:]
