@@ -57,7 +57,7 @@ def _train_step_call(config, args):
   rng = np.random.default_rng(0)
   local = check_batch_size(config.data.batch_size)
   batch = data_parallel.put_batch({'target': rng.random((local, size, size, 1), dtype=np.float32),
-                                   'noise_seed': np.arange(local, dtype=np.uint32)})
+                                   'example_seed': np.arange(local, dtype=np.uint32)})
   # XLA counts one device's share of the shard_map program; pmap steps are not lowered here.
   per_device = step.lower(state, batch).compile().cost_analysis()['flops'] if hasattr(step, 'lower') else 0.0
   flops = per_device * jax.device_count()

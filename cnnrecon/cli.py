@@ -37,14 +37,14 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument('--num-processes', type=int, default=None, help='multi-host: number of processes')
   train.add_argument('--process-id', type=int, default=None, help='multi-host: index of this process')
 
-  evaluate = commands.add_parser('eval', help='PSNR/SSIM table of a trained model vs noisy input and baselines')
+  evaluate = commands.add_parser('eval', help='PSNR/SSIM table of a trained model vs its input and baselines')
   evaluate.add_argument('--workdir', required=True)
   evaluate.add_argument('--data', default=None, help='folder of images, samples[:SPLIT] or tfds:NAME[:SPLIT] '
                         '(default: the config\'s data.eval)')
   evaluate.add_argument('--sigma', type=float, default=None, help='noise level on the 0-255 scale '
-                        '(default: the training sigma)')
+                        '(default: the training sigma; tasks with a sigma only)')
   seeds = evaluate.add_mutually_exclusive_group()
-  seeds.add_argument('--seed', type=int, default=None, help='noise seed (default 0)')
+  seeds.add_argument('--seed', type=int, default=None, help='noise (observation) seed (default 0)')
   seeds.add_argument('--seeds', default=None, help='several noise seeds, e.g. 0,1,2: mean ± std')
   evaluate.add_argument('--out', default=None, help='output folder (default: WORKDIR/eval)')
   evaluate.add_argument('--no-baselines', action='store_true', help='skip scikit-image\'s classical denoisers')
@@ -60,10 +60,10 @@ def _build_parser() -> argparse.ArgumentParser:
                         help='noise level the weights were trained for (default: from the file name, e.g. sigma25)')
   importer.add_argument('--force', action='store_true', help='write into a workdir that already has checkpoints')
 
-  denoise = commands.add_parser('denoise', help='denoise image files with a trained model')
-  denoise.add_argument('images', nargs='+', help='noisy image files (png/jpg/bmp/tif)')
+  denoise = commands.add_parser('denoise', help='restore image files (noisy, masked, ...) with a trained model')
+  denoise.add_argument('images', nargs='+', help='observed image files (png/jpg/bmp/tif)')
   denoise.add_argument('--workdir', required=True)
-  denoise.add_argument('--out', required=True, help='folder for the denoised PNGs')
+  denoise.add_argument('--out', required=True, help='folder for the restored PNGs')
   return parser
 
 
@@ -86,11 +86,12 @@ def _split_overrides(extra: list[str]) -> list[str]:
 
 def _train(args, extra):
   from cnnrecon import config as config_lib
-  from cnnrecon.train import loop, parallel
+  from cnnrecon.evaluation import train_and_evaluate
+  from cnnrecon.train import parallel
   parallel.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   config = config_lib.load_config(args.config, _split_overrides(extra))
-  summary = loop.train_and_evaluate(config, args.workdir, force=args.force, stop_at=args.stop_at,
-                                    progress=not args.no_progress)
+  summary = train_and_evaluate(config, args.workdir, force=args.force, stop_at=args.stop_at,
+                               progress=not args.no_progress)
   if 'report' in summary:
     psnr = f"eval PSNR {summary['eval/psnr']:.2f} dB; " if 'eval/psnr' in summary else 'already finished; '
     print(f"trained {summary['step']} steps: {psnr}report: {summary['report']}")
@@ -99,9 +100,9 @@ def _train(args, extra):
 
 
 def _eval(args, extra):
-  from cnnrecon import commands
+  from cnnrecon.evaluation import evaluate_workdir
   _no_extra(extra)
-  commands.evaluate_workdir(args.workdir, data=args.data, sigma=args.sigma, seeds=_parse_seeds(args),
+  evaluate_workdir(args.workdir, data=args.data, sigma=args.sigma, seeds=_parse_seeds(args),
                             out=args.out, with_baselines=not args.no_baselines)
 
 
@@ -124,9 +125,9 @@ def _weights(args, extra):
 
 
 def _denoise(args, extra):
-  from cnnrecon import commands
+  from cnnrecon.evaluation import restore_files
   _no_extra(extra)
-  commands.denoise_files(args.images, workdir=args.workdir, out=args.out)
+  restore_files(args.images, workdir=args.workdir, out=args.out)
 
 
 def _no_extra(extra):

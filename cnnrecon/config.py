@@ -11,14 +11,82 @@ live here instead.
 """
 
 import ast
+import copy
 import importlib.util
 import json
 import pathlib
+import sys
 from typing import Any, Iterable
 
 import ml_collections
 
 from cnnrecon.errors import CnnreconError
+
+
+# Keys renamed when the spine became task-generic; the old names keep working for one release.
+RENAMED_KEYS = {
+    'degradation.name': 'task.name',
+    'degradation.sigma': 'task.gaussian.sigma',
+    'degradation.peak': 'task.poisson.peak',
+    'degradation.keep_prob': 'task.inpaint.keep_prob',
+    'model.space_to_depth': 'model.dncnn.space_to_depth',
+    'model.bn_epsilon': 'model.dncnn.bn_epsilon',
+    'optim.weight_decay': 'optim.adamw.weight_decay',
+    'optim.end_lr_factor': 'optim.cosine.end_lr_factor',
+    'optim.step_boundaries': 'optim.step.boundaries',
+    'optim.step_factor': 'optim.step.factor',
+}
+_noticed: set[str] = set()
+
+
+def _deprecation_notice(old: str, new: str) -> None:
+  """Prints one line per renamed key and process."""
+  if old not in _noticed:
+    _noticed.add(old)
+    print(f'cnnrecon: deprecated: config key {old} is now {new}; the old name stops working in the next '
+          'release', file=sys.stderr)
+
+
+def _pop_dotted(values: dict, dotted: str) -> tuple[bool, Any]:
+  *parents, leaf = dotted.split('.')
+  node = values
+  for name in parents:
+    node = node.get(name)
+    if not isinstance(node, dict):
+      return False, None
+  if leaf not in node:
+    return False, None
+  return True, node.pop(leaf)
+
+
+def _set_dotted(values: dict, dotted: str, value: Any) -> None:
+  *parents, leaf = dotted.split('.')
+  node = values
+  for name in parents:
+    node = node.setdefault(name, {})
+  node[leaf] = value
+
+
+def upgrade_renamed_keys(values: dict, *, notice: bool = True) -> dict:
+  """Moves values found under old key names (`RENAMED_KEYS`) to their new names.
+
+  Args:
+    values: a config as nested dicts (modified in place); an empty legacy
+      `degradation` section is dropped.
+    notice: print a one-line deprecation notice per renamed key.
+
+  Returns:
+    `values`, for chaining.
+  """
+  for old, new in RENAMED_KEYS.items():
+    found, value = _pop_dotted(values, old)
+    if found:
+      if notice:
+        _deprecation_notice(old, new)
+      _set_dotted(values, new, value)
+  if values.get('degradation') == {}:
+    del values['degradation']
+  return values
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
@@ -45,9 +113,10 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
   if not hasattr(module, 'get_config'):
     raise CnnreconError(f'config file {path} has no get_config(arg) function: add one')
   try:
-    return module.get_config(arg or None)
+    config = module.get_config(arg or None)
   except ValueError as error:
     raise CnnreconError(f'{path}: get_config({arg!r}) failed: {error}') from error
+  return upgrade_config(config)
 
 
 def _parse_value(text: str, current: Any) -> Any:
@@ -86,6 +155,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
     key, sep, text = override.partition('=')
     if not sep:
       raise CnnreconError(f'config override {override!r} has no value: write --config.{key}=VALUE')
+    if key in RENAMED_KEYS:
+      _deprecation_notice(key, RENAMED_KEYS[key])
+      key = RENAMED_KEYS[key]
     *parents, leaf = key.split('.')
     node = config
     for depth, name in enumerate(parents):
@@ -107,14 +179,19 @@ def load_config(spec: str, overrides: Iterable[str] = ()) -> ml_collections.Conf
   return apply_overrides(load_config_file(spec), overrides)
 
 
+def upgrade_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` with old key names moved to their new places (see `RENAMED_KEYS`)."""
+  return ml_collections.ConfigDict(upgrade_renamed_keys(config.to_dict()))
+
+
 def config_to_json(config: ml_collections.ConfigDict) -> str:
   """Serializes a config as stable, human-readable JSON."""
   return json.dumps(config.to_dict(), indent=2, sort_keys=True)
 
 
 def config_from_dict(values: dict) -> ml_collections.ConfigDict:
-  """Rebuilds a ConfigDict from the JSON written by `config_to_json`."""
-  return ml_collections.ConfigDict(values)
+  """Rebuilds a ConfigDict from the JSON written by `config_to_json` (old key names upgraded quietly)."""
+  return ml_collections.ConfigDict(upgrade_renamed_keys(copy.deepcopy(values), notice=False))
 
 
 def flatten(values: dict, prefix: str = '') -> dict[str, Any]:
@@ -129,9 +206,30 @@ def flatten(values: dict, prefix: str = '') -> dict[str, Any]:
   return flat
 
 
+def selected_components_only(values: dict) -> dict:
+  """Drops the option sub-dicts of components a config does not select.
+
+  `task.poisson.peak` does not change a run whose `task.name` is 'gaussian'.
+  """
+  values = copy.deepcopy(values)
+  for section in ('task', 'model', 'optim'):
+    node = values.get(section)
+    if isinstance(node, dict):
+      selected = {value for value in node.values() if isinstance(value, str)}
+      for key in [k for k, v in node.items() if isinstance(v, dict) and k not in selected]:
+        del node[key]
+  return values
+
+
 def differing_keys(saved: dict, current: dict) -> list[str]:
-  """Lists the dotted keys whose values differ between two config dicts."""
-  saved_flat, current_flat = flatten(saved), flatten(current)
+  """Lists the dotted keys whose values differ between two config dicts.
+
+  Old key names in `saved` are upgraded first, and options of components
+  neither config selects are ignored.
+  """
+  saved = upgrade_renamed_keys(copy.deepcopy(saved), notice=False)
+  saved_flat = flatten(selected_components_only(saved))
+  current_flat = flatten(selected_components_only(current))
   keys = sorted(set(saved_flat) | set(current_flat))
   return [key for key in keys if saved_flat.get(key, '<absent>') != current_flat.get(key, '<absent>')]
 
@@ -145,12 +243,21 @@ def base_config() -> ml_collections.ConfigDict:
       # How XLA compiles the steps: cpu_conv='eigen' runs CPU convolutions on Eigen instead of
       # YNNPACK (2.5x faster DnCNN train steps, see cnnrecon/compiler.py); 'xla_default' = XLA's choice.
       'compile': {'cpu_conv': 'eigen'},
-      # dncnn only: space_to_depth runs the body on f x f sub-images, as FFDNet does;
-      # bn_epsilon is BatchNorm's epsilon (imported weights record their own).
-      'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32', 'space_to_depth': 1,
-                'bn_epsilon': 1e-5},
-      # sigma on the 0-255 scale; peak for poisson; keep_prob for inpaint.
-      'degradation': {'name': 'gaussian', 'sigma': 25.0, 'peak': 30.0, 'keep_prob': 0.5},
+      # Options every model takes, then one sub-dict per model for its own options.
+      # dncnn: space_to_depth runs the body on f x f sub-images, as FFDNet does; bn_epsilon is
+      # BatchNorm's epsilon (imported weights record their own).
+      'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32',
+                'dncnn': {'space_to_depth': 1, 'bn_epsilon': 1e-5}},
+      # What the model learns to undo (cnnrecon/tasks/): `name`, then one sub-dict of options per
+      # task. Noise levels `sigma` are on the 0-255 scale; `peak` is photons at white.
+      'task': {'name': 'gaussian',
+               'gaussian': {'sigma': 25.0},
+               'poisson': {'peak': 30.0},
+               'poisson_gaussian': {'peak': 30.0, 'sigma': 10.0},
+               'inpaint': {'keep_prob': 0.5}},
+      # Legacy: values an older experiment file sets here (degradation.sigma, ...) move to
+      # task.* with a deprecation notice when the config is loaded (RENAMED_KEYS).
+      'degradation': {},
       'data': {
           # 'samples[:SPLIT]', a folder of images, or 'tfds:NAME[:SPLIT]'.
           'train': 'samples:train',
@@ -165,19 +272,21 @@ def base_config() -> ml_collections.ConfigDict:
           'cache': True,  # decode training images once, keep them in RAM
       },
       'optim': {
-          'name': 'adam',  # adam | adamw
+          'name': 'adam',  # adam | adamw (options in the sub-dict of the same name)
           'learning_rate': 1e-3,
-          'weight_decay': 0.0,
           'warmup_steps': 100,
-          'schedule': 'cosine',  # cosine | step
-          'end_lr_factor': 0.01,  # cosine decay ends at learning_rate * end_lr_factor
-          'step_boundaries': (0.6,),  # step: fractions of train.steps where the rate drops...
-          'step_factor': 0.1,  # ...by this factor (DnCNN: 1e-3 -> 1e-4 after 30 of 50 epochs)
+          'schedule': 'cosine',  # cosine | step (options in the sub-dict of the same name)
           'grad_clip': 1.0,  # global-norm clipping; 0 disables
+          'adam': {},
+          'adamw': {'weight_decay': 0.0},
+          'cosine': {'end_lr_factor': 0.01},  # decay ends at learning_rate * end_lr_factor
+          # The rate is multiplied by `factor` at each fraction of train.steps in `boundaries`
+          # (DnCNN: 1e-3 -> 1e-4 after 30 of 50 epochs).
+          'step': {'boundaries': (0.6,), 'factor': 0.1},
       },
       'train': {
           'steps': 2000,
-          'loss': 'mse',
+          'loss': 'mse',  # mse | l1
           'log_every': 50,
           'eval_every': 500,
           'keep_checkpoints': 3,  # the last k, plus the best by validation PSNR

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from cnnrecon.errors import CnnreconError
+from cnnrecon.registry import Registry
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -45,23 +45,15 @@ def l1(predictions: jax.Array, targets: jax.Array) -> jax.Array:
   return jnp.mean(jnp.abs(predictions - targets))
 
 
-LOSSES: dict[str, Loss] = {'mse': mse, 'l1': l1}
+LOSSES: Registry = Registry('train.loss')
+LOSSES.register('mse')(mse)
+LOSSES.register('l1')(l1)
 
 
 def get_loss(name: str) -> Loss:
-  """Returns the loss function registered under `name`.
-
-  Args:
-    name: a key of LOSSES.
-
-  Returns:
-    `loss(predictions, targets) -> scalar`.
+  """Returns the loss function registered under `name` (`config.train.loss`).
 
   Raises:
     CnnreconError: if `name` is unknown.
   """
-  if name not in LOSSES:
-    raise CnnreconError(
-        f'unknown loss {name!r}; known losses: {", ".join(LOSSES)}. '
-        'Set --config.train.loss to one of them.')
-  return LOSSES[name]
+  return LOSSES.get(name)

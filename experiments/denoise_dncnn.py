@@ -28,7 +28,7 @@ def get_config(arg=None):
     # receptive field of a full-resolution DnCNN of the same cost.
     config.model.depth = 10
     config.model.features = 64
-    config.model.space_to_depth = 2
+    config.model.dncnn.space_to_depth = 2
     config.data.batch_size = 16
     config.optim.learning_rate = 3e-3  # measured: 29.27 dB vs 28.71 dB at 1e-3 (1600 vs 1400 steps)
     config.train.steps = 1600

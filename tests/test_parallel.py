@@ -75,7 +75,7 @@ def one_step_gradients(strategy: str):
   config = smoke_config('denoise_unet')  # every layer gets a gradient (DnCNN's last conv starts at zero)
   steps = dict(degrade=make_degradation(config.degradation), loss_fn=mse)
   rng = np.random.default_rng(0)
-  batch = {'target': rng.random((8, 16, 16, 1), dtype=np.float32), 'noise_seed': np.arange(8, dtype=np.uint32)}
+  batch = {'target': rng.random((8, 16, 16, 1), dtype=np.float32), 'example_seed': np.arange(8, dtype=np.uint32)}
 
   def fresh_state(axis_name):
     model = build_model(config.model, channels=1, bn_axis_name=axis_name)  # BatchNorm statistics over AXIS

@@ -4,11 +4,11 @@ Training stream (deterministic by seed, resumable through grain's iterator
 state):
 
   source -> shuffle (reshuffled every epoch) -> repeat forever
-         -> random patch + flip/rot90 + per-example noise seed
+         -> random patch + flip/rot90 + per-example seed
          -> this process's share (every M-th example) -> batch
 
 The random transform runs before the process split, so an example's crop,
-augmentation and noise seed depend only on its position in the global
+augmentation and example seed depend only on its position in the global
 stream: M processes with batch B/M see exactly the examples one process with
 batch B sees. The noise itself is drawn on device from the example's seed
 (`train/step.py`), so it is the same on any number of devices.
@@ -40,7 +40,7 @@ def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
 
 
 class RandomPatch(grain.transforms.RandomMap):
-  """Crops a random patch, applies a random dihedral transform, draws a noise seed."""
+  """Crops a random patch, applies a random dihedral transform, draws an example seed."""
 
   def __init__(self, *, patch_size: int, channels: int, augment: bool):
     self.patch_size = patch_size
@@ -55,7 +55,7 @@ class RandomPatch(grain.transforms.RandomMap):
     if self.augment:
       patch = dihedral(patch, int(rng.integers(0, 8)))
     target = to_channels(np.ascontiguousarray(patch), self.channels).astype(np.float32) / 255.0
-    return {'target': target, 'noise_seed': np.uint32(rng.integers(0, _SEED_LIMIT))}
+    return {'target': target, 'example_seed': np.uint32(rng.integers(0, _SEED_LIMIT))}
 
 
 def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: int, batch_size: int,
@@ -78,7 +78,7 @@ def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: in
     process_count: number of processes (default `jax.process_count()`).
 
   Returns:
-    A grain DatasetIterator of `{'target': f32[B,p,p,C], 'noise_seed': u32[B]}`
+    A grain DatasetIterator of `{'target': f32[B,p,p,C], 'example_seed': u32[B]}`
     whose `get_state()` / `set_state()` save and restore its position.
   """
   index = jax.process_index() if process_index is None else process_index
@@ -104,12 +104,12 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def validation_batch(source: Sequence, *, seed: int, crop: int, channels: int) -> dict[str, np.ndarray]:
-  """Fixed center crops of every validation image with fixed noise seeds.
+  """Fixed center crops of every validation image with fixed example seeds.
 
   Returns:
-    `{'target': f32[N, crop, crop, C], 'noise_seed': u32[N]}`, identical on
+    `{'target': f32[N, crop, crop, C], 'example_seed': u32[N]}`, identical on
     every call and in every process.
   """
   targets = [to_channels(center_crop(source[i]['image'], crop), channels) for i in range(len(source))]
-  noise_seeds = np.random.default_rng([seed, 1]).integers(0, _SEED_LIMIT, size=len(targets))
-  return {'target': np.stack(targets).astype(np.float32) / 255.0, 'noise_seed': noise_seeds.astype(np.uint32)}
+  example_seeds = np.random.default_rng([seed, 1]).integers(0, _SEED_LIMIT, size=len(targets))
+  return {'target': np.stack(targets).astype(np.float32) / 255.0, 'example_seed': example_seeds.astype(np.uint32)}

@@ -2,7 +2,7 @@
 
 from cnnrecon.models.dncnn import DnCNN
 from cnnrecon.models.registry import MODELS, build_model
-from cnnrecon.models.seed_stack import SeedStack
+from cnnrecon.models.seed_stack import ConvPoolAutoencoder, SeedStack
 from cnnrecon.models.unet import UNet
 
-__all__ = ['DnCNN', 'MODELS', 'SeedStack', 'UNet', 'build_model']
+__all__ = ['ConvPoolAutoencoder', 'DnCNN', 'MODELS', 'SeedStack', 'UNet', 'build_model']

@@ -6,6 +6,7 @@ import dm_pix
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnrecon.errors import CnnreconError
 from cnnrecon.models import common
 
 
@@ -45,12 +46,20 @@ class DnCNN(nn.Module):
     bn_axis_name: mesh axis over which BatchNorm statistics are averaged in
       data-parallel training, or None.
   """
+  MIN_DEPTH = 2  # a first and a last conv
+
   depth: int = 17
   features: int = 64
   bn_epsilon: float = 1e-5
   space_to_depth: int = 1
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
+
+  def __post_init__(self):
+    if isinstance(self.space_to_depth, bool) or not isinstance(self.space_to_depth, int) or self.space_to_depth < 1:
+      raise CnnreconError(f'model.dncnn.space_to_depth={self.space_to_depth!r} must be a positive integer '
+                          '(1 = full resolution, 2 = FFDNet-style half-resolution body).')
+    super().__post_init__()
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:

@@ -1,6 +1,11 @@
-"""Model registry: config name -> flax module, with architecture validation."""
+"""Model registry: `config.model.name` -> flax module, with architecture checks.
 
-from typing import Any, Callable
+Every model takes `depth`, `features`, `dtype` and `bn_axis_name`; options of
+one model live in `config.model.<name>` (e.g. `model.dncnn.space_to_depth`).
+A new model is one file in this folder plus one `MODELS.register` line here.
+"""
+
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -8,23 +13,19 @@ import ml_collections
 
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.dncnn import DnCNN
-from cnnrecon.models.seed_stack import SeedStack
+from cnnrecon.models.seed_stack import ConvPoolAutoencoder
 from cnnrecon.models.unet import UNet
+from cnnrecon.registry import Registry
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    'seed_stack': SeedStack,
-    'dncnn': DnCNN,
-    'unet': UNet,
-}
+MODELS: Registry = Registry('model.name')
+MODELS.register('seed_stack')(ConvPoolAutoencoder)
+MODELS.register('dncnn')(DnCNN)
+MODELS.register('unet')(UNet)
 
-DTYPES: dict[str, Any] = {
-    'float32': jnp.float32,
-    'bfloat16': jnp.bfloat16,
-    'float16': jnp.float16,
-}
-
-# Models that pool `depth` times and so need sides divisible by 2**depth.
-_POOLING_MODELS = ('seed_stack', 'unet')
+DTYPES: Registry = Registry('model.dtype')
+DTYPES.register('float32')(jnp.float32)
+DTYPES.register('bfloat16')(jnp.bfloat16)
+DTYPES.register('float16')(jnp.float16)
 
 
 def max_pooling_depth(image_size: int) -> int:
@@ -57,39 +58,22 @@ def _check_pooling_fits(name: str, depth: int, image_size: int) -> None:
       f'the largest depth that fits {size} is {fits}. {fix}')
 
 
-def _validate(model_config: ml_collections.ConfigDict, channels: int,
-              image_size: int | None) -> None:
-  name = model_config.get('name')
-  if name not in MODELS:
-    raise CnnreconError(
-        f'unknown model.name={name!r}; known models: {", ".join(MODELS)}. '
-        'Set --config.model.name to one of them.')
+def _check_shared_options(model_config: ml_collections.ConfigDict, model_class: Any, channels: int) -> None:
+  """Checks the options every model takes."""
   for field in ('depth', 'features'):
     value = model_config.get(field)
-    if not isinstance(value, int) or value < 1:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
       raise CnnreconError(
           f'model.{field}={value!r} must be a positive integer; '
           f'set --config.model.{field} to 1 or more.')
-  if name == 'dncnn' and model_config.depth < 2:
+  min_depth = getattr(model_class, 'MIN_DEPTH', 1)
+  if model_config.depth < min_depth:
     raise CnnreconError(
-        f'model.depth={model_config.depth} is too shallow for dncnn: it needs '
-        'a first and a last conv; set --config.model.depth to 2 or more '
-        '(17 in the paper).')
-  space_to_depth = model_config.get('space_to_depth', 1)
-  if not isinstance(space_to_depth, int) or space_to_depth < 1:
-    raise CnnreconError(
-        f'model.space_to_depth={space_to_depth!r} must be a positive integer '
-        '(1 = full resolution, 2 = FFDNet-style half-resolution body).')
-  dtype = model_config.get('dtype')
-  if dtype not in DTYPES:
-    raise CnnreconError(
-        f'unknown model.dtype={dtype!r}; known dtypes: '
-        f'{", ".join(DTYPES)}. Set --config.model.dtype to one of them.')
+        f'model.depth={model_config.depth} is too shallow for {model_config.name}: it needs at least '
+        f'{min_depth} layers; set --config.model.depth to {min_depth} or more.')
   if channels < 1:
     raise CnnreconError(
         f'images have {channels} channels; models need 1 (grayscale) or more.')
-  if name in _POOLING_MODELS and image_size is not None:
-    _check_pooling_fits(name, model_config.depth, image_size)
 
 
 def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
@@ -99,8 +83,8 @@ def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
 
   Config fields: `name` (a key of MODELS), `depth` and `features` (ints >= 1),
   `dtype` ('float32' | 'bfloat16' | 'float16': the compute dtype; params stay
-  float32), and optionally `bn_epsilon` (float, dncnn only; default 1e-5) and
-  `space_to_depth` (int >= 1, dncnn only: FFDNet-style downsampled body).
+  float32), and the model's own options in `model.<name>` (dncnn:
+  `space_to_depth`, `bn_epsilon`).
 
   Args:
     model_config: the `model` section of an experiment config.
@@ -114,13 +98,14 @@ def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
     An unbound flax module; call it as `model.apply(variables, x, train=...)`.
 
   Raises:
-    CnnreconError: unknown name or dtype, depth/features < 1, or a depth
-      that cannot fit `image_size`.
+    CnnreconError: unknown name or dtype, a bad or foreign option, or a
+      depth that cannot fit `image_size`.
   """
-  _validate(model_config, channels, image_size)
-  kwargs = dict(depth=model_config.depth, features=model_config.features,
-                dtype=DTYPES[model_config.dtype], bn_axis_name=bn_axis_name)
-  if model_config.name == 'dncnn':
-    kwargs['bn_epsilon'] = float(model_config.get('bn_epsilon', 1e-5))
-    kwargs['space_to_depth'] = int(model_config.get('space_to_depth', 1))
-  return MODELS[model_config.name](**kwargs)
+  name = model_config.get('name')
+  model_class = MODELS.get(name)
+  _check_shared_options(model_config, model_class, channels)
+  if getattr(model_class, 'DOWNSAMPLES_PER_DEPTH', False) and image_size is not None:
+    _check_pooling_fits(name, model_config.depth, image_size)
+  options = model_config.get(name)
+  return MODELS.build(name, options, depth=model_config.depth, features=model_config.features,
+                      dtype=DTYPES.get(model_config.get('dtype')), bn_axis_name=bn_axis_name)

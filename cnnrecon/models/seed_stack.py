@@ -1,4 +1,7 @@
-"""SeedStack: the classic conv/pool encoder, mirrored upsampling decoder."""
+"""The seed stack (`model.name=seed_stack`): a conv/pool encoder and a mirrored upsampling decoder.
+
+This is the 32x32 network the project started from, kept as a baseline.
+"""
 
 from typing import Any
 
@@ -8,7 +11,7 @@ import jax.numpy as jnp
 from cnnrecon.models import common
 
 
-class SeedStack(nn.Module):
+class ConvPoolAutoencoder(nn.Module):
   """A plain encoder-decoder CNN, designed for 32x32 grayscale images.
 
   Encoder: `depth` blocks of 3x3 conv -> ReLU -> 2x2 max-pool (stride 2).
@@ -26,6 +29,9 @@ class SeedStack(nn.Module):
     bn_axis_name: unused (this model has no BatchNorm); kept so every model
       shares one constructor signature.
   """
+  # Training patches must survive `depth` 2x2 poolings (inference pads instead).
+  DOWNSAMPLES_PER_DEPTH = True
+
   depth: int = 3
   features: int = 32
   dtype: Any = jnp.float32
@@ -43,7 +49,7 @@ class SeedStack(nn.Module):
       Clean-image estimates [B, H, W, C] float32.
     """
     del train
-    common.check_nhwc(x, 'SeedStack')
+    common.check_nhwc(x, 'ConvPoolAutoencoder')
     height, width, channels = x.shape[1:]
     y = common.pad_to_multiple(x, 2**self.depth)
     for _ in range(self.depth):
@@ -54,3 +60,7 @@ class SeedStack(nn.Module):
       y = nn.relu(common.conv(self.features, dtype=self.dtype)(y))
     y = common.conv(channels, dtype=self.dtype)(y)
     return common.to_output(common.crop_to(y, height, width))
+
+
+# The name this class had before; kept for code that imports it.
+SeedStack = ConvPoolAutoencoder

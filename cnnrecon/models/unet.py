@@ -41,6 +41,8 @@ class UNet(nn.Module):
     bn_axis_name: mesh axis over which BatchNorm statistics are averaged in
       data-parallel training, or None.
   """
+  DOWNSAMPLES_PER_DEPTH = True  # training patches must survive `depth` 2x2 poolings
+
   depth: int = 4
   features: int = 32
   dtype: Any = jnp.float32

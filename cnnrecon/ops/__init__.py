@@ -1,5 +1,8 @@
-"""cnnrecon.ops: forward operators (degradations) applied to clean images."""
+"""cnnrecon.ops: forward operators (how a clean image is observed)."""
 
-from cnnrecon.ops.degrade import make_degradation, validate_degradation
+from cnnrecon.ops.base import ForwardOperator, observe_batch
+from cnnrecon.ops.masks import RandomPixelMask
+from cnnrecon.ops.noise import GaussianNoise, PoissonGaussianNoise, PoissonNoise
 
-__all__ = ['make_degradation', 'validate_degradation']
+__all__ = ['ForwardOperator', 'observe_batch', 'GaussianNoise', 'PoissonNoise', 'PoissonGaussianNoise',
+           'RandomPixelMask']

@@ -1,7 +1,9 @@
 """All orbax code: one CheckpointManager per workdir.
 
 A checkpoint holds the train state, the resolved config (JSON) and the data
-iterator state (grain's orbax handler). The manager keeps the last
+iterator state (grain's orbax handler). The state's `frozen` variables (e.g. a
+loss network) are not saved: they never change, and the task supplies them
+again on restore. The manager keeps the last
 `train.keep_checkpoints` steps plus the best one by validation PSNR, saves
 asynchronously, and never executes code on load (no pickle).
 """
@@ -55,11 +57,15 @@ def open_manager(workdir: str | pathlib.Path, *, keep: int = 3, read_only: bool 
 def save(manager: ocp.CheckpointManager, step: int, *, state: Any, config: dict,
          data_iterator: Any | None, eval_psnr: float | None = None) -> None:
   """Saves state, config and data iterator state at `step` (asynchronously)."""
-  items = {'state': ocp.args.StandardSave(state), 'config': ocp.args.JsonSave(config)}
+  items = {'state': ocp.args.StandardSave(_without_frozen(state)), 'config': ocp.args.JsonSave(config)}
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointSave(data_iterator)
   metrics = None if eval_psnr is None else {BEST_METRIC: float(eval_psnr)}
   manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+
+
+def _without_frozen(state: Any) -> Any:
+  return state.replace(frozen=None) if getattr(state, 'frozen', None) is not None else state
 
 
 def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception) -> CnnreconError:
@@ -94,17 +100,19 @@ def restore_state(manager: ocp.CheckpointManager, step: int, *, target: Any,
   Args:
     manager: from `open_manager`.
     step: which checkpoint.
-    target: a host state with the expected structure, shapes and dtypes.
+    target: a host state with the expected structure, shapes and dtypes; its
+      `frozen` variables are put into the restored state as they are.
     data_iterator: when given, its position is restored in place too.
 
   Returns:
     The restored host state (numpy leaves).
   """
-  items = {'state': ocp.args.StandardRestore(target)}
+  items = {'state': ocp.args.StandardRestore(_without_frozen(target))}
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   try:
-    return manager.restore(step, args=ocp.args.Composite(**items))['state']
+    restored = manager.restore(step, args=ocp.args.Composite(**items))['state']
+    return restored.replace(frozen=target.frozen) if getattr(target, 'frozen', None) is not None else restored
   except Exception as error:
     raise _unreadable(manager, step, error) from error
 
@@ -130,3 +138,23 @@ def best_or_latest_step(manager: ocp.CheckpointManager) -> int:
     raise CnnreconError(f'no checkpoint in {manager.directory}: train first with '
                         '`cnnrecon train --config ... --workdir <this workdir>`')
   return step
+
+
+def load_variables(workdir: str | pathlib.Path, *, step: int | None = None) -> tuple[int, dict, dict]:
+  """Restores the model variables and config of a workdir's best (else latest) checkpoint.
+
+  Args:
+    workdir: a directory written by `cnnrecon train` (or a weights import).
+    step: a specific step instead of the best one.
+
+  Returns:
+    `(step, config dict as saved, {'params', 'batch_stats'})`.
+  """
+  if not checkpoint_dir(workdir).is_dir():
+    raise CnnreconError(f'{workdir} holds no checkpoints: train first with '
+                        f'`cnnrecon train --config ... --workdir {workdir}`')
+  with open_manager(workdir, read_only=True) as manager:
+    step = best_or_latest_step(manager) if step is None else step
+    config = restore_config(manager, step)
+    state = restore_arrays(manager, step)
+  return step, config, {'params': state['params'], 'batch_stats': state.get('batch_stats') or {}}

@@ -3,15 +3,15 @@
 Only process 0 writes; other processes get a writer that does nothing.
 """
 
-import json
 import pathlib
+from typing import Sequence
 
 import jax
 import numpy as np
 import tensorboardX
 
-from cnnrecon.errors import CnnreconError
-from cnnrecon.evaluate import write_file_atomic
+from cnnrecon.data.grids import image_grid
+from cnnrecon.io import append_jsonl, read_jsonl, write_jsonl_atomic
 
 
 class MetricWriter:
@@ -26,15 +26,14 @@ class MetricWriter:
     """Logs `scalars` (e.g. {'train/loss': 0.01}) at `step`."""
     if not self.enabled:
       return
-    with self.jsonl_path.open('a') as stream:
-      stream.write(json.dumps({'step': step, **scalars}) + '\n')
+    append_jsonl(self.jsonl_path, {'step': step, **scalars})
     for name, value in scalars.items():
       self._tensorboard.add_scalar(name, value, step)
 
-  def write_image(self, step: int, name: str, image: np.ndarray) -> None:
-    """Logs an HxWx3 uint8 image (e.g. a noisy | denoised | clean grid)."""
+  def write_image_columns(self, step: int, name: str, columns: Sequence[np.ndarray]) -> None:
+    """Logs NHWC batches side by side (e.g. observed | estimate | target) as one image."""
     if self.enabled:
-      self._tensorboard.add_image(name, image, step, dataformats='HWC')
+      self._tensorboard.add_image(name, image_grid(columns), step, dataformats='HWC')
 
   def close(self) -> None:
     """Flushes TensorBoard events."""
@@ -42,25 +41,7 @@ class MetricWriter:
       self._tensorboard.close()
 
 
-def read_records(path: pathlib.Path) -> list[dict]:
-  """Parses a metrics.jsonl file (one JSON object per line; blank lines skipped)."""
-  if not path.is_file():
-    raise CnnreconError(f'metrics file {path} not found; train first or pass the '
-                        f'workdir that holds metrics.jsonl')
-  records = []
-  for number, line in enumerate(path.read_text().splitlines(), start=1):
-    if line.strip():
-      try:
-        records.append(json.loads(line))
-      except json.JSONDecodeError as e:
-        raise CnnreconError(f'{path}:{number} is not valid JSON ({e.msg}); '
-                            f'fix or delete that line') from e
-  return records
-
-
 def truncate_after(jsonl_path: pathlib.Path, step: int) -> None:
   """Drops log lines past `step` (written after the checkpoint a resumed run restarts from)."""
-  if not jsonl_path.exists():
-    return
-  kept = [record for record in read_records(jsonl_path) if record['step'] <= step]
-  write_file_atomic(jsonl_path, ''.join(json.dumps(record) + '\n' for record in kept))
+  if jsonl_path.exists():
+    write_jsonl_atomic(jsonl_path, [record for record in read_jsonl(jsonl_path) if record['step'] <= step])

@@ -19,9 +19,9 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from cnnrecon import compiler
 from cnnrecon.errors import CnnreconError
+from cnnrecon.registry import Registry
 
 AXIS = 'data'
-STRATEGIES = ('shard_map', 'pmap')
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -46,7 +46,7 @@ def make_mesh() -> jax.sharding.Mesh:
   return jax.sharding.Mesh(np.asarray(jax.devices()), (AXIS,))
 
 
-def check_batch_size(global_batch: int) -> int:
+def per_process_batch_size(global_batch: int) -> int:
   """Returns this process's batch size, or explains why `global_batch` cannot be split."""
   devices = jax.device_count()
   if global_batch % devices:
@@ -55,20 +55,36 @@ def check_batch_size(global_batch: int) -> int:
   return global_batch // jax.process_count()
 
 
-class DataParallel:
-  """Compiles steps for one strategy and moves state and batches to devices.
+STRATEGIES: Registry = Registry('parallel')
 
-  Attributes:
-    strategy: 'shard_map' or 'pmap'.
-  """
 
-  def __init__(self, strategy: str):
-    if strategy not in STRATEGIES:
-      raise CnnreconError(f'unknown parallel={strategy!r}: use --config.parallel=shard_map or pmap')
-    self.strategy = strategy
+class _DataParallel:
+  """What both strategies share: the mesh and host<->device moves of plain (unmapped) values."""
+
+  strategy = ''
+
+  def __init__(self):
     self.mesh = make_mesh()
     self._replicated = NamedSharding(self.mesh, P())
     self._split = NamedSharding(self.mesh, P(AXIS))
+
+  def put_for_jit(self, tree: Any) -> Any:
+    """Places host values where plain `jax.jit` code (eval, single_copy states) can use them."""
+    return jax.tree.map(
+        lambda leaf: jax.make_array_from_callback(np.shape(leaf), self._replicated,
+                                                  lambda index: np.asarray(leaf)[index]),
+        jax.device_get(tree))
+
+  def host_state(self, state: Any) -> Any:
+    """The replicated state as one host copy (e.g. for checkpoints and export)."""
+    return jax.device_get(self.single_copy(state))
+
+
+@STRATEGIES.register('shard_map')
+class ShardMapParallel(_DataParallel):
+  """`jax.jit` of `jax.shard_map` over the 1-D `data` mesh: state replicated, batch split."""
+
+  strategy = 'shard_map'
 
   def compile_train_step(self, step_fn: Callable, *, cpu_conv: str = 'eigen', **static) -> Callable:
     """Wraps `step_fn(state, batch, axis_name=...)`; the state argument is donated.
@@ -76,8 +92,6 @@ class DataParallel:
     `cpu_conv` is `config.compile.cpu_conv` (see `cnnrecon.compiler`).
     """
     per_device = functools.partial(step_fn, axis_name=AXIS, **static)
-    if self.strategy == 'pmap':
-      return compiler.pmap(per_device, cpu_conv=cpu_conv, axis_name=AXIS, donate_argnums=0)
     # check_vma=False: with jax's varying-axes checks on, the gradient of a replicated param is
     # already summed over `data` when it leaves jax.grad, so the step's own pmean left it
     # `device_count` times too large (pmap and one device were right); tests/test_parallel.py
@@ -86,41 +100,65 @@ class DataParallel:
                            check_vma=False)
     return compiler.jit(mapped, cpu_conv=cpu_conv, donate_argnums=0)
 
-  def put_replicated(self, tree: Any) -> Any:
-    """Places the same host values on every device, for plain `jax.jit` code."""
-    if self.strategy == 'pmap':
-      return jax.device_put(tree, jax.local_devices()[0])
-    return jax.tree.map(
-        lambda leaf: jax.make_array_from_callback(np.shape(leaf), self._replicated,
-                                                  lambda index: np.asarray(leaf)[index]),
-        jax.device_get(tree))
-
   def single_copy(self, state: Any) -> Any:
     """A view of the replicated state usable by plain `jax.jit` code (no host copy)."""
-    if self.strategy == 'pmap':
-      return jax.device_put(jax.tree.map(lambda leaf: leaf[0], state), jax.local_devices()[0])
     return state
 
   def put_state(self, state: Any) -> Any:
     """Replicates a host state onto every device (same values in every process)."""
-    if self.strategy == 'pmap':
-      count = jax.local_device_count()
-      return jax.tree.map(lambda leaf: np.stack([np.asarray(leaf)] * count), jax.device_get(state))
-    return self.put_replicated(state)
-
-  def host_state(self, state: Any) -> Any:
-    """The replicated state as one host copy (e.g. for checkpoints and export)."""
-    return jax.device_get(self.single_copy(state))
+    return self.put_for_jit(state)
 
   def put_batch(self, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """Places this process's batch: split over local devices, forming the global batch."""
-    if self.strategy == 'pmap':
-      count = jax.local_device_count()
-      return jax.tree.map(lambda x: x.reshape((count, -1) + x.shape[1:]), local_batch)
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self._split, x), local_batch)
+
+  def for_checkpoint(self, state: Any) -> Any:
+    """The state as orbax saves it (the replicated device arrays themselves)."""
+    return state
 
   def get_metrics(self, metrics: dict[str, jax.Array]) -> dict[str, float]:
     """Fetches (already averaged) metrics to the host as floats."""
-    if self.strategy == 'pmap':
-      metrics = jax.tree.map(lambda value: value[0], metrics)
     return {name: float(value) for name, value in jax.device_get(metrics).items()}
+
+
+@STRATEGIES.register('pmap')
+class PmapParallel(_DataParallel):
+  """`jax.pmap` over local devices, the state stacked along a leading device axis."""
+
+  strategy = 'pmap'
+
+  def compile_train_step(self, step_fn: Callable, *, cpu_conv: str = 'eigen', **static) -> Callable:
+    """Wraps `step_fn(state, batch, axis_name=...)`; the state argument is donated."""
+    per_device = functools.partial(step_fn, axis_name=AXIS, **static)
+    return compiler.pmap(per_device, cpu_conv=cpu_conv, axis_name=AXIS, donate_argnums=0)
+
+  def put_for_jit(self, tree: Any) -> Any:
+    """Places host values on the first local device, where `single_copy` puts the state."""
+    return jax.device_put(tree, jax.local_devices()[0])
+
+  def single_copy(self, state: Any) -> Any:
+    """The first device's copy of the stacked state, for plain `jax.jit` code."""
+    return jax.device_put(jax.tree.map(lambda leaf: leaf[0], state), jax.local_devices()[0])
+
+  def put_state(self, state: Any) -> Any:
+    """Stacks a host state once per local device."""
+    count = jax.local_device_count()
+    return jax.tree.map(lambda leaf: np.stack([np.asarray(leaf)] * count), jax.device_get(state))
+
+  def put_batch(self, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Reshapes this process's batch to [local devices, per-device batch, ...]."""
+    count = jax.local_device_count()
+    return jax.tree.map(lambda x: x.reshape((count, -1) + x.shape[1:]), local_batch)
+
+  def for_checkpoint(self, state: Any) -> Any:
+    """One host copy: orbax cannot save pmap's stacked arrays as the replicated state."""
+    return self.host_state(state)
+
+  def get_metrics(self, metrics: dict[str, jax.Array]) -> dict[str, float]:
+    """Fetches the first device's (already averaged) metrics as floats."""
+    return {name: float(value[0]) for name, value in jax.device_get(metrics).items()}
+
+
+def DataParallel(strategy: str) -> ShardMapParallel | PmapParallel:  # pylint: disable=invalid-name
+  """The data-parallel wrapper `config.parallel` names ('shard_map' or 'pmap')."""
+  return STRATEGIES.build(strategy)

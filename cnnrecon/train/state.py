@@ -11,22 +11,62 @@ import optax
 from flax.training import train_state
 
 from cnnrecon.errors import CnnreconError
+from cnnrecon.registry import Registry
 
 
 class TrainState(train_state.TrainState):
-  """Flax TrainState plus BatchNorm statistics and the root PRNG key.
+  """Flax TrainState plus BatchNorm statistics, the root PRNG key and frozen variables.
 
   `rng` holds raw key data (uint32) rather than a typed key so that orbax can
   checkpoint it like any other array; steps wrap it with
-  `jax.random.wrap_key_data`.
+  `jax.random.wrap_key_data`. `frozen` holds variables the loss needs but
+  the optimizer never touches (e.g. a loss network's weights); checkpoints
+  leave it out (`train/checkpoint.py`) and the task supplies it again.
   """
 
   batch_stats: Any = None
   rng: jax.Array = None
+  frozen: Any = None
+
+
+OPTIMIZERS: Registry = Registry('optim.name')
+SCHEDULES: Registry = Registry('optim.schedule')
+
+
+@SCHEDULES.register('cosine')
+def cosine_schedule(*, learning_rate: float, warmup: int, total_steps: int,
+                    end_lr_factor: float = 0.01) -> optax.Schedule:
+  """Linear warmup to `learning_rate`, then cosine decay to `learning_rate * end_lr_factor`."""
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0 if warmup else learning_rate, peak_value=learning_rate, warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1), end_value=learning_rate * end_lr_factor)
+
+
+@SCHEDULES.register('step')
+def step_schedule(*, learning_rate: float, warmup: int, total_steps: int, boundaries=(0.6,),
+                  factor: float = 0.1) -> optax.Schedule:
+  """Linear warmup, then the rate times `factor` at each fraction `boundaries` of the run.
+
+  DnCNN's recipe: 1e-3, then 1e-4 after 30 of 50 epochs (boundaries (0.6,), factor 0.1).
+  """
+  if any(not 0 < fraction < 1 for fraction in boundaries):
+    raise CnnreconError(f'optim.step.boundaries={tuple(boundaries)} must be fractions '
+                        'of train.steps in (0, 1), e.g. --config.optim.step.boundaries="(0.6,)"')
+  # join_schedules hands the second schedule `step - warmup`, so the drops are shifted back by the
+  # warmup to land at the fractions of the whole run.
+  drops = {int(fraction * total_steps) - warmup: factor for fraction in boundaries}
+  steps = optax.piecewise_constant_schedule(learning_rate, drops)
+  if not warmup:
+    return steps
+  return optax.join_schedules([optax.linear_schedule(0.0, learning_rate, warmup), steps], [warmup])
+
+
+OPTIMIZERS.register('adam')(optax.adam)
+OPTIMIZERS.register('adamw')(optax.adamw)
 
 
 def make_schedule(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-  """Linear warmup, then cosine decay or step drops (`optim.schedule`).
+  """Linear warmup, then the schedule `optim.schedule` names (options in `optim.<schedule>`).
 
   Args:
     optim_config: `config.optim`.
@@ -35,30 +75,18 @@ def make_schedule(optim_config: ml_collections.ConfigDict, total_steps: int) -> 
   Returns:
     The learning-rate schedule.
   """
-  rate = optim_config.learning_rate
   warmup = min(optim_config.warmup_steps, max(total_steps - 1, 0))
-  if optim_config.schedule == 'cosine':
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0 if warmup else rate, peak_value=rate, warmup_steps=warmup,
-        decay_steps=max(total_steps, warmup + 1), end_value=rate * optim_config.end_lr_factor)
-  if optim_config.schedule != 'step':
-    raise CnnreconError(f'unknown optim.schedule {optim_config.schedule!r}: use cosine or step')
-  if any(not 0 < fraction < 1 for fraction in optim_config.step_boundaries):
-    raise CnnreconError(f'optim.step_boundaries={tuple(optim_config.step_boundaries)} must be fractions '
-                        'of train.steps in (0, 1), e.g. --config.optim.step_boundaries="(0.6,)"')
-  drops = {int(fraction * total_steps): optim_config.step_factor for fraction in optim_config.step_boundaries}
-  steps = optax.piecewise_constant_schedule(rate, drops)
-  if not warmup:
-    return steps
-  return optax.join_schedules([optax.linear_schedule(0.0, rate, warmup), steps], [warmup])
+  name = optim_config.schedule
+  return SCHEDULES.build(name, optim_config.get(name), learning_rate=optim_config.learning_rate,
+                         warmup=warmup, total_steps=total_steps)
 
 
 def make_optimizer(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """Adam/AdamW with linear warmup, cosine decay and global-norm clipping.
+  """The optimizer `optim.name` names (options in `optim.<name>`), with global-norm clipping.
 
   Args:
-    optim_config: `config.optim` (name, learning_rate, weight_decay,
-      warmup_steps, end_lr_factor, grad_clip).
+    optim_config: `config.optim` (name, learning_rate, warmup_steps, schedule,
+      grad_clip, and the chosen optimizer's and schedule's sub-dicts).
     total_steps: length of the schedule (`config.train.steps`).
 
   Returns:
@@ -68,19 +96,14 @@ def make_optimizer(optim_config: ml_collections.ConfigDict, total_steps: int) ->
     raise CnnreconError(f'optim.learning_rate={optim_config.learning_rate} must be > 0: '
                         'set e.g. --config.optim.learning_rate=1e-3')
   schedule = make_schedule(optim_config, total_steps)
-  if optim_config.name == 'adam':
-    optimizer = optax.adam(schedule)
-  elif optim_config.name == 'adamw':
-    optimizer = optax.adamw(schedule, weight_decay=optim_config.weight_decay)
-  else:
-    raise CnnreconError(f'unknown optim.name {optim_config.name!r}: use adam or adamw')
+  optimizer = OPTIMIZERS.build(optim_config.name, optim_config.get(optim_config.name), learning_rate=schedule)
   if optim_config.grad_clip > 0:
     optimizer = optax.chain(optax.clip_by_global_norm(optim_config.grad_clip), optimizer)
   return optimizer
 
 
 def create_train_state(model: flax.linen.Module, optimizer: optax.GradientTransformation, *,
-                       seed: int, sample_shape: tuple[int, ...]) -> TrainState:
+                       seed: int, sample_shape: tuple[int, ...], frozen: Any = None) -> TrainState:
   """Initializes params and BatchNorm statistics from `seed`.
 
   Args:
@@ -88,6 +111,7 @@ def create_train_state(model: flax.linen.Module, optimizer: optax.GradientTransf
     optimizer: from `make_optimizer`.
     seed: `config.seed`; the only source of randomness.
     sample_shape: NHWC shape of one input batch (used for shapes only).
+    frozen: variables the optimizer must not touch (`task.init_frozen()`).
 
   Returns:
     A TrainState at step 0.
@@ -101,4 +125,5 @@ def create_train_state(model: flax.linen.Module, optimizer: optax.GradientTransf
       params=variables['params'],
       tx=optimizer,
       batch_stats=variables.get('batch_stats', {}),
-      rng=jax.random.key_data(root_key))
+      rng=jax.random.key_data(root_key),
+      frozen=frozen if frozen is not None else {})

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from cnnrecon import config as config_lib
-from cnnrecon import evaluate
 from cnnrecon.errors import CnnreconError
+from cnnrecon.io import write_file_atomic
 from cnnrecon.models.registry import build_model
 from cnnrecon.train import checkpoint
 from cnnrecon.train.state import TrainState, create_train_state, make_optimizer
@@ -88,12 +88,12 @@ def import_config(weights: ImportedWeights, *, sigma: float) -> ml_collections.C
     `config.base_config()` with the model, channels and noise level set.
   """
   config = config_lib.base_config()
-  config.model.update(name='dncnn', depth=weights.depth, features=weights.features,
-                      bn_epsilon=float(weights.bn_epsilon), dtype='float32', space_to_depth=1)
+  config.model.update(name='dncnn', depth=weights.depth, features=weights.features, dtype='float32')
+  config.model.dncnn.update(bn_epsilon=float(weights.bn_epsilon), space_to_depth=1)
   config.data.channels = weights.channels
-  config.degradation.name = 'gaussian'
-  config.degradation.sigma = float(sigma)
-  return config
+  config.task.name = 'gaussian'
+  config.task.gaussian.sigma = float(sigma)
+  return config_lib.upgrade_config(config)
 
 
 def _imported_state(config: ml_collections.ConfigDict, weights: ImportedWeights, step: int) -> TrainState:
@@ -158,7 +158,7 @@ def import_to_workdir(fmt: str, path: str | pathlib.Path, workdir: str | pathlib
     sigma = sigma_from_name(path)
   if sigma is None:
     sigma = DEFAULT_SIGMA
-    logging.warning('%s names no noise level; recording degradation.sigma=%s (pass sigma to change it)',
+    logging.warning('%s names no noise level; recording task.gaussian.sigma=%s (pass sigma to change it)',
                     path, DEFAULT_SIGMA)
   config = import_config(weights, sigma=sigma)
   step, existing = _import_step(workdir, force)
@@ -166,5 +166,5 @@ def import_to_workdir(fmt: str, path: str | pathlib.Path, workdir: str | pathlib
   with checkpoint.open_manager(workdir, keep=existing + 1) as manager:
     checkpoint.save(manager, step, state=state, config=config.to_dict(), data_iterator=None)
     manager.wait_until_finished()
-  evaluate.write_file_atomic(workdir / 'config.json', config_lib.config_to_json(config))
+  write_file_atomic(workdir / 'config.json', config_lib.config_to_json(config))
   return checkpoint.checkpoint_dir(workdir) / str(step)

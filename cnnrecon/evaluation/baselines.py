@@ -5,7 +5,7 @@ Every denoiser has the signature `denoise(noisy, sigma) -> estimate`:
 because the added noise is not clipped, and `sigma` is the noise standard
 deviation on the 0..1 scale (sigma=25 in a config -> 25/255 here). The
 estimate has the same shape and is float32; it is not clipped (evaluation
-decides that, see `cnnrecon.evaluate`).
+decides that, see `cnnrecon.evaluation.scoring`).
 
 Parameter rules (measured with AWGN, numpy seed 0, PSNR on [0, 1]):
 

@@ -1,0 +1,87 @@
+"""`train_and_evaluate`: train (or resume), then score the final model and write report.md."""
+
+import pathlib
+from typing import Any, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from cnnrecon import config as config_lib
+from cnnrecon.data.grids import image_grid
+from cnnrecon.data.pipeline import center_crop
+from cnnrecon.data.sources import load_source
+from cnnrecon.evaluation import report, tables
+from cnnrecon.evaluation.restore import TrainedModel
+from cnnrecon.evaluation.scoring import score_images, summarize
+from cnnrecon.evaluation.workdir import protocol, source_images, task_of
+from cnnrecon.train import loop
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                       force: bool = False, stop_at: int | None = None, progress: bool = True) -> dict:
+  """Trains (or resumes) the model of `config` in `workdir`, evaluates and reports.
+
+  Args:
+    config: the resolved experiment config.
+    workdir: where checkpoints, logs and the report go; an existing run resumes.
+    force: resume even when the saved config differs.
+    stop_at: stop (with a checkpoint) after this step, e.g. to split a long run
+      over several job allocations; the next call resumes.
+    progress: show a progress bar.
+
+  Returns:
+    A summary dict: final step, last train/eval metrics, and the report path
+    (when training finished).
+  """
+  config = config_lib.upgrade_config(config)
+  summary = loop.train(config, workdir, force=force, stop_at=stop_at, progress=progress)
+  host_state = summary.pop('host_state')
+  start = summary.pop('start_step')
+  workdir = pathlib.Path(workdir)
+  report_path = workdir / 'report.md'
+  if summary['step'] >= config.train.steps and jax.process_index() == 0:
+    # A rerun of a finished workdir trains nothing and keeps the report it has.
+    if summary['step'] > start or not report_path.exists():
+      eval_source = load_source(config.data.eval, data_dir=config.data.data_dir or None)
+      write_final_report(config, workdir, host_state, eval_source, wall_time_s=summary['wall_time_s'],
+                         images_per_second=summary.get('train/images_per_s'))
+    summary['report'] = str(report_path)
+  return summary
+
+
+def write_final_report(config: ml_collections.ConfigDict, workdir: pathlib.Path, host_state: Any,
+                       eval_source: Sequence, *, wall_time_s: float,
+                       images_per_second: float | None = None) -> pathlib.Path:
+  """Evaluates the final model on the full validation images and writes the report.
+
+  Writes `<workdir>/eval/results.{md,csv}` + `summary.json`, `grid.png`
+  (observed | estimate | target, titled by the task), `loss_curve.png` and
+  `report.md`.
+
+  Returns:
+    The path of `report.md`.
+  """
+  task = task_of(config)
+  model = TrainedModel(config=config, step=int(host_state.step),
+                       variables={'params': host_state.params, 'batch_stats': host_state.batch_stats})
+  rows, triplets = score_images(model, source_images(eval_source, config.data.channels), task=task,
+                                seed=config.seed, with_baselines=config.report.baselines)
+  tables.write_tables(rows, workdir / 'eval', title=f'{config.model.name} on {config.data.eval}, {task.describe()}',
+                      notes=protocol(task))
+  examples = triplets[:config.report.grid_examples]
+  crop = min(min(image.shape[0], image.shape[1]) for _, _, image in examples)
+  columns = [np.stack([center_crop(t[i], crop) for t in examples]) for i in range(3)]
+  labels = task.labels
+  grid_png = report.save_png(workdir / 'grid.png', image_grid(
+      columns, titles=[labels.observed, labels.estimate, labels.target]))
+  curve_png = report.plot_loss_curve(workdir / 'metrics.jsonl', workdir / 'loss_curve.png')
+  config_summary = {'model': f'{config.model.name} (depth {config.model.depth}, {config.model.features} features)',
+                    'task': f'{config.task.name}: {task.describe()}',
+                    'train data': config.data.train, 'eval data': config.data.eval,
+                    'batch / patch': f'{config.data.batch_size} x {config.data.patch_size}px',
+                    'steps': config.train.steps, 'seed': config.seed, 'parallel': config.parallel}
+  return report.write_report(workdir, config_summary=config_summary, rows_summary=summarize(rows),
+                             grid_png=str(grid_png), curve_png=str(curve_png), wall_time_s=wall_time_s,
+                             steps=config.train.steps, observed_label=labels.observed,
+                             convention=task.convention.describe(), images_per_second=images_per_second)

@@ -1,0 +1,134 @@
+"""Scores estimates against clean images: per-image PSNR/SSIM and per-method rows.
+
+Metrics are the library's own (`cnnrecon.metrics`, dm-pix), applied with the
+task's `MetricConvention` (all channels or the Y channel, border crop);
+tests cross-check them with `skimage.metrics`. Protocol: estimates (model
+and baselines) are clipped to [0, 1] before scoring, as a saved image would
+be; the observed row is NOT clipped, so it measures the actual degradation
+fed to the model (clipping noise would make the noisy PSNR look better than
+the input really is).
+
+Results are plain dicts `rows[method][image] = {"psnr": float, "ssim": float}`
+in display order: the observed row first, then baselines, 'model' last.
+"""
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cnnrecon import metrics
+from cnnrecon.evaluation import baselines
+from cnnrecon.evaluation.restore import TrainedModel
+from cnnrecon.tasks import MetricConvention, ReconstructionTask
+
+MODEL = 'model'
+
+Rows = dict[str, dict[str, dict[str, float]]]
+
+
+@functools.partial(jax.jit, static_argnames=('convention',))
+def _psnr_ssim(clean: jax.Array, estimate: jax.Array, convention: MetricConvention) -> tuple[jax.Array, jax.Array]:
+  if convention.y_channel:
+    clean, estimate = metrics.rgb_to_y(clean), metrics.rgb_to_y(estimate)
+  clean, estimate = metrics.crop_border(clean, convention.crop), metrics.crop_border(estimate, convention.crop)
+  return metrics.psnr(clean, estimate), metrics.ssim(clean, estimate)
+
+
+def image_metrics(clean: np.ndarray, estimate: np.ndarray, *, clip_estimate: bool = True,
+                  convention: MetricConvention = MetricConvention()) -> dict[str, float]:
+  """PSNR and SSIM of one HxWxC image against its clean reference.
+
+  Args:
+    clean: reference image HxWxC in [0, 1].
+    estimate: image to score, same shape.
+    clip_estimate: clip `estimate` to [0, 1] first; pass False for the
+      observed row (see module docstring).
+    convention: channel and border convention.
+
+  Returns:
+    {"psnr": dB, "ssim": in [-1, 1]}; PSNR is inf for an exact match.
+  """
+  estimate = np.asarray(estimate, np.float32)
+  if clip_estimate:
+    estimate = np.clip(estimate, 0.0, 1.0)
+  psnr, ssim = _psnr_ssim(jnp.asarray(clean, jnp.float32), jnp.asarray(estimate), convention)
+  return {'psnr': float(psnr), 'ssim': float(ssim)}
+
+
+def observe_image(task: ReconstructionTask, clean: np.ndarray, *, seed: int, index: int) -> np.ndarray:
+  """Observes one HWC image with the key `fold_in(key(seed), index)` (reproducible per image)."""
+  key = jax.random.fold_in(jax.random.key(seed), index)
+  return np.asarray(task.prepare(key[None], jnp.asarray(clean[None], jnp.float32))['observed'][0])
+
+
+def score_images(model: TrainedModel, images: Sequence[tuple[str, np.ndarray]], *, task: ReconstructionTask,
+                 seed: int, with_baselines: bool = True) -> tuple[Rows, list[tuple[np.ndarray, ...]]]:
+  """Observes, reconstructs and scores every image against the clean one.
+
+  Args:
+    model: from `load_trained` (or built around a live train state).
+    images: (name, clean HWC float image) pairs.
+    task: how images are observed, labelled and scored.
+    seed: observation seed; image i uses `fold_in(key(seed), i)`.
+    with_baselines: also run scikit-image's classical denoisers (tasks with
+      a `classical_sigma` only).
+
+  Returns:
+    `rows` ({method: {image: {psnr, ssim}}}, the observed row labelled
+    `task.labels.observed`) and (observed, estimate, clean) triplets for
+    image grids.
+  """
+  sigma = task.classical_sigma if with_baselines else None
+  denoisers = baselines.classical_denoisers() if sigma else {}
+  observed_label = task.labels.observed
+  rows = {observed_label: {}, **{name: {} for name in denoisers}, MODEL: {}}
+  score = functools.partial(image_metrics, convention=task.convention)
+  triplets = []
+  for index, (name, clean) in enumerate(images):
+    observed = observe_image(task, clean, seed=seed, index=index)
+    model_input = np.asarray(task.operator.initial_estimate(jnp.asarray(observed)))
+    estimate = np.clip(model(model_input[None])[0], 0.0, 1.0)
+    rows[observed_label][name] = score(clean, model_input, clip_estimate=False)
+    for method, denoise in denoisers.items():
+      rows[method][name] = score(clean, denoise(model_input, sigma))
+    rows[MODEL][name] = score(clean, estimate)
+    triplets.append((observed, estimate, clean))
+  return rows, triplets
+
+
+def summarize(rows: Rows) -> dict[str, dict[str, float]]:
+  """Mean PSNR and SSIM over images, per method (in the rows' order)."""
+  return {method: {key: float(np.mean([m[key] for m in per_image.values()])) for key in ('psnr', 'ssim')}
+          for method, per_image in rows.items()}
+
+
+def mean_over_seeds(rows_per_seed: Sequence[Rows]) -> Rows:
+  """Per-image metrics averaged over observation seeds (same structure as one seed's rows)."""
+  first = rows_per_seed[0]
+  return {method: {image: {key: float(np.mean([rows[method][image][key] for rows in rows_per_seed]))
+                           for key in first[method][image]}
+                   for image in first[method]}
+          for method in first}
+
+
+def summarize_seeds(rows_per_seed: Sequence[Rows]) -> dict[str, dict[str, float]]:
+  """Mean and spread over observation seeds of the per-seed image averages.
+
+  Returns:
+    `{method: {"psnr_mean", "psnr_std", "ssim_mean", "ssim_std"}}`; std is the
+    sample standard deviation (ddof=1) across seeds, 0.0 for a single seed.
+  """
+  if not rows_per_seed:
+    raise ValueError('summarize_seeds needs the rows of at least one seed')
+  summaries = [summarize(rows) for rows in rows_per_seed]
+  out = {}
+  for method in summaries[0]:
+    out[method] = {}
+    for key in ('psnr', 'ssim'):
+      values = np.array([s[method][key] for s in summaries])
+      out[method][f'{key}_mean'] = float(values.mean())
+      out[method][f'{key}_std'] = float(values.std(ddof=1) if len(values) > 1 else 0)
+  return out

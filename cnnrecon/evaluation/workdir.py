@@ -1,0 +1,110 @@
+"""The work behind `cnnrecon eval` and `cnnrecon denoise`: score or apply a workdir's model."""
+
+import pathlib
+from typing import Sequence
+
+import ml_collections
+import numpy as np
+
+from cnnrecon.data.images import read_image, to_channels, write_image
+from cnnrecon.data.sources import load_source
+from cnnrecon.errors import CnnreconError
+from cnnrecon.evaluation import tables
+from cnnrecon.evaluation.restore import load_trained
+from cnnrecon.evaluation.scoring import mean_over_seeds, score_images, summarize, summarize_seeds
+from cnnrecon.losses import get_loss
+from cnnrecon.tasks import ReconstructionTask, build_task
+
+
+def protocol(task: ReconstructionTask) -> str:
+  """The evaluation protocol in one paragraph, for every table."""
+  return (f'Protocol: images in [0, 1]; {task.describe()} drawn per image from `fold_in(key(seed), index)`; '
+          f'the {task.labels.observed} input is not clipped; estimates are clipped to [0, 1]; '
+          f'{task.convention.describe()}.')
+
+
+def task_of(config: ml_collections.ConfigDict, *, sigma: float | None = None) -> ReconstructionTask:
+  """The task a (trained) config names, optionally at another noise level `sigma` (0-255 scale)."""
+  task_config = config.task.copy_and_resolve_references()
+  if sigma is not None:
+    options = task_config.get(task_config.name)
+    if options is None or 'sigma' not in options:
+      raise CnnreconError(f'--sigma does not apply to task {task_config.name!r} (it has no noise sigma): '
+                          'leave --sigma out')
+    options.sigma = float(sigma)
+  return build_task(task_config, loss=get_loss(config.train.loss))
+
+
+def source_images(source: Sequence, channels: int) -> list[tuple[str, np.ndarray]]:
+  """(name, float HWC image in [0, 1]) for every example of a data source."""
+  return [(str(source[i]['name']), to_channels(source[i]['image'], channels).astype(np.float32) / 255.0)
+          for i in range(len(source))]
+
+
+def _seed_lines(rows_per_seed: Sequence[dict], seeds: Sequence[int]) -> str:
+  spread = summarize_seeds(rows_per_seed)
+  lines = [f'Averages over seeds {", ".join(map(str, seeds))} (mean ± sample std of the per-seed averages):', '',
+           '| method | PSNR (dB) | SSIM |', '|---|---:|---:|']
+  lines += [f"| {method} | {values['psnr_mean']:.2f} ± {values['psnr_std']:.2f} | "
+            f"{values['ssim_mean']:.4f} ± {values['ssim_std']:.4f} |" for method, values in spread.items()]
+  return '\n'.join(lines)
+
+
+def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | None = None,
+                     seeds: Sequence[int] = (0,), out: str | None = None, with_baselines: bool = True) -> dict:
+  """Scores a trained model, the observed input and classical baselines; prints and writes the table.
+
+  Args:
+    workdir: a trained (or imported) workdir.
+    data: image folder or data spec (default: the config's `data.eval`).
+    sigma: noise level on the 0-255 scale (default: the training sigma;
+      only for tasks with a `sigma`).
+    seeds: observation seeds; with several, per-image values are averaged
+      over seeds and the mean ± std of the per-seed averages is reported too.
+    out: output folder (default `<workdir>/eval`).
+    with_baselines: include scikit-image's classical denoisers (AWGN tasks).
+
+  Returns:
+    The per-method averages (`scoring.summarize`, over all seeds).
+  """
+  model = load_trained(workdir)
+  task = task_of(model.config, sigma=sigma)
+  spec = data or model.config.data.eval
+  images = source_images(load_source(spec, data_dir=model.config.data.data_dir or None), model.config.data.channels)
+  rows_per_seed = [score_images(model, images, task=task, seed=seed, with_baselines=with_baselines)[0]
+                   for seed in seeds]
+  rows = mean_over_seeds(rows_per_seed)
+  notes = protocol(task) + ('\n\n' + _seed_lines(rows_per_seed, seeds) if len(seeds) > 1 else '')
+  out_dir = pathlib.Path(out) if out else pathlib.Path(workdir) / 'eval'
+  title = (f'{model.config.model.name} (step {model.step}) on {spec}, {task.describe()}, '
+           f'seed{"s" if len(seeds) > 1 else ""} {",".join(map(str, seeds))}')
+  paths = tables.write_tables(rows, out_dir, title=title, notes=notes)
+  print(title)
+  print(tables.format_table(rows))
+  if len(seeds) > 1:
+    print(_seed_lines(rows_per_seed, seeds))
+  print(f"tables: {', '.join(str(path) for path in paths.values())}")
+  return summarize(rows)
+
+
+def restore_files(paths: Sequence[str], *, workdir: str, out: str) -> list[pathlib.Path]:
+  """Restores each image file with a trained model and writes `<out>/<stem>.png`.
+
+  The files are observations (e.g. noisy photos); the task's initial estimate
+  maps them to the model's input. Every input is read before anything is
+  written, so a bad file changes nothing.
+
+  Returns:
+    The written paths.
+  """
+  model = load_trained(workdir)
+  task = task_of(model.config)
+  images = [read_image(path, channels=model.config.data.channels) for path in paths]
+  written = []
+  for path, image in zip(paths, images):
+    target = pathlib.Path(out) / f'{pathlib.Path(path).stem}.png'
+    model_input = np.asarray(task.operator.initial_estimate(image))
+    write_image(target, model(model_input[None])[0].clip(0.0, 1.0))
+    written.append(target)
+    print(target)
+  return written

@@ -1,0 +1,64 @@
+"""Small file helpers at the bottom of the data flow: atomic writes and JSON lines."""
+
+import json
+import os
+import pathlib
+import uuid
+
+from cnnrecon.errors import CnnreconError
+
+
+def write_file_atomic(path: str | os.PathLike, content: str | bytes) -> pathlib.Path:
+  """Writes via a temporary file and `os.replace`: never a half-written file.
+
+  Args:
+    path: destination; its parent folder is created if needed.
+    content: text (written as UTF-8) or bytes.
+
+  Returns:
+    The destination as a `pathlib.Path`.
+  """
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  data = content.encode('utf-8') if isinstance(content, str) else content
+  # Same folder so os.replace is a rename; plain open (not mkstemp) so the
+  # file gets the usual umask permissions instead of 0600.
+  tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex}.tmp')
+  try:
+    with open(tmp, 'xb') as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    tmp.unlink(missing_ok=True)
+    raise
+  return path
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+  """Parses a JSON-lines file (one object per line; blank lines skipped).
+
+  Raises:
+    CnnreconError: the file is missing or a line is not valid JSON.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise CnnreconError(f'{path} not found: train first, or pass the workdir that holds it')
+  records = []
+  for number, line in enumerate(path.read_text().splitlines(), start=1):
+    if line.strip():
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError as error:
+        raise CnnreconError(f'{path}:{number} is not valid JSON ({error.msg}); fix or delete that line') from error
+  return records
+
+
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+  """Appends one JSON object as a line."""
+  with pathlib.Path(path).open('a') as stream:
+    stream.write(json.dumps(record) + '\n')
+
+
+def write_jsonl_atomic(path: str | os.PathLike, records: list[dict]) -> pathlib.Path:
+  """Replaces a JSON-lines file with `records`, atomically."""
+  return write_file_atomic(path, ''.join(json.dumps(record) + '\n' for record in records))
