@@ -39,8 +39,8 @@ def run_python(code: str, *, env_extra=None, timeout=300) -> subprocess.Complete
 
 def read_metrics(workdir, key: str) -> dict[int, float]:
   """{step: value} of one scalar from a run's metrics.jsonl."""
-  from cnnrecon.train.metric_writer import read_records
-  return {record['step']: record[key] for record in read_records(pathlib.Path(workdir) / 'metrics.jsonl')
+  from cnnrecon.io import read_jsonl
+  return {record['step']: record[key] for record in read_jsonl(pathlib.Path(workdir) / 'metrics.jsonl')
           if key in record}
 
 

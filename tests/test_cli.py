@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from cnnrecon import cli
-from cnnrecon.train.loop import train_and_evaluate
+from cnnrecon.evaluation import train_and_evaluate
 from conftest import run_cli, smoke_config
 
 SMOKE = ['--config', 'experiments/denoise_dncnn.py:smoke', '--no-progress']
@@ -84,18 +84,37 @@ def test_train_report_and_summary(trained):
   for name in ('grid.png', 'loss_curve.png', 'config.json', 'metrics.jsonl', 'eval/summary.json'):
     assert (trained / name).exists(), name
   events = b''.join(path.read_bytes() for path in (trained / 'tb').iterdir())
-  assert b'train/loss' in events and b'eval/noisy_denoised_clean' in events
+  assert b'train/loss' in events and b'eval/observed_estimate_target' in events
 
 
 @pytest.mark.parametrize('override, fragments', [
     ('--config.model.name=resnet', ('resnet', 'dncnn', 'unet', 'seed_stack')),
-    ('--config.degradation.sigma=-5', ('sigma', 'negative')),
+    ('--config.task.gaussian.sigma=-5', ('task.gaussian.sigma=-5', '>= 0')),
+    ('--config.task.name=deblur', ('task.name', 'gaussian', 'poisson_gaussian', 'inpaint')),
+    ('--config.task.gaussian.peak=3', ('task.gaussian.peak', 'sigma')),  # poisson's option, not gaussian's
+    ('--config.model.dncnn.depth=3', ('model.dncnn.depth',)),
+    ('--config.optim.name=sgd', ('optim.name', 'adam', 'adamw')),
+    ('--config.optim.schedule=linear', ('optim.schedule', 'cosine', 'step')),
+    ('--config.parallel=dp', ('parallel', 'shard_map', 'pmap')),
     ('--config.model.foo=1', ('model.foo',)),
     ('--config.train.steps=many', ('train.steps',)),
 ])
 def test_bad_config_values(tmp_path, capsys, override, fragments):
   _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'w', override], *fragments)
   assert not (tmp_path / 'w').exists()
+
+
+def test_renamed_config_keys_still_work_with_one_notice(tmp_path, capsys):
+  status = cli.main(['train', *SMOKE, '--workdir', str(tmp_path / 'w'), '--config.train.steps=2',
+                     '--config.degradation.sigma=15', '--config.model.space_to_depth=2'])
+  err = capsys.readouterr().err
+  assert status == 0, err
+  notices = [line for line in err.splitlines() if line.startswith('cnnrecon: deprecated:')]
+  assert len(notices) == 2, err
+  assert 'degradation.sigma is now task.gaussian.sigma' in notices[0]
+  saved = json.loads((tmp_path / 'w' / 'config.json').read_text())
+  assert saved['task']['gaussian']['sigma'] == 15 and saved['model']['dncnn']['space_to_depth'] == 2
+  assert 'degradation' not in saved and 'space_to_depth' not in saved['model']
 
 
 def test_impossible_seed_stack_depth_names_the_largest_that_fits(tmp_path, capsys):
@@ -176,15 +195,16 @@ def test_weights_import_then_eval(tmp_path, image_folder, capsys):
 
 def test_fine_tuning_starts_from_imported_weights(tmp_path, capsys):
   import jax
-  from cnnrecon.inference import load_trained
-  from cnnrecon.train.loop import initialize_from, validate_config
+  from cnnrecon.evaluation import load_trained
+  from cnnrecon.models.registry import build_model
+  from cnnrecon.train.loop import initialize_from
   from cnnrecon.train.state import create_train_state, make_optimizer
   from tests.dncnn_weight_files import random_dncnn, write_matconvnet
   write_matconvnet(tmp_path / 'dncnn_sigma25.mat', random_dncnn(0, widths=[8, 8, 8, 1]))
   cli.main(['weights', 'import', '--format', 'matconvnet', str(tmp_path / 'dncnn_sigma25.mat'),
             '--workdir', str(tmp_path / 'imported')])
   config = smoke_config()
-  fresh = create_train_state(validate_config(config), make_optimizer(config.optim, 6), seed=0,
+  fresh = create_train_state(build_model(config.model, channels=1), make_optimizer(config.optim, 6), seed=0,
                              sample_shape=(1, 24, 24, 1))
   started = initialize_from(jax.device_get(fresh), str(tmp_path / 'imported'))
   imported = load_trained(tmp_path / 'imported').variables['params']

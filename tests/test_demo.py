@@ -2,7 +2,7 @@
 
 import json
 
-from cnnrecon.train.loop import train_and_evaluate
+from cnnrecon.evaluation import train_and_evaluate
 from conftest import REPO
 
 

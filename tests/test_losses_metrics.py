@@ -37,7 +37,7 @@ def test_mse_and_l1_match_numpy():
 
 def test_get_loss():
   assert losses.get_loss('mse') is losses.mse
-  with pytest.raises(CnnreconError, match='known losses: mse, l1'):
+  with pytest.raises(CnnreconError, match=r"unknown train.loss='huber'; known: mse, l1"):
     losses.get_loss('huber')
 
 

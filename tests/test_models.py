@@ -76,7 +76,7 @@ def test_dncnn_zero_last_conv_is_identity():
 
 
 def test_dncnn_param_names_follow_the_paper_layout():
-  model = _build('dncnn', depth=17, features=4, bn_epsilon=1e-3)
+  model = _build('dncnn', depth=17, features=4, dncnn={'bn_epsilon': 1e-3})
   assert model.bn_epsilon == 1e-3
   _, variables = _abstract_apply(model, (1, 8, 8, 1))
   convs = {f'Conv_{i}' for i in range(17)}
@@ -143,10 +143,10 @@ def test_unet_depth_checked_against_image_size():
 
 
 @pytest.mark.parametrize('config, match', [
-    (_model_config('resnet'), 'known models: seed_stack, dncnn, unet'),
+    (_model_config('resnet'), 'unknown model.name=.resnet.; known: seed_stack, dncnn, unet'),
     (_model_config('unet', depth=0), 'model.depth=0 must be a positive'),
     (_model_config('unet', features=0), 'model.features=0 must be a positive'),
-    (_model_config('unet', dtype='float8'), 'known dtypes: float32'),
+    (_model_config('unet', dtype='float8'), 'unknown model.dtype=.float8.; known: float32'),
     (_model_config('dncnn', depth=1), 'too shallow for dncnn'),
 ])
 def test_bad_configs_raise(config, match):

@@ -1,4 +1,4 @@
-"""Degradations: statistics against closed forms, keys, per-example purity."""
+"""Forward operators and tasks: statistics against closed forms, keys, per-example purity, config errors."""
 
 import jax
 import jax.numpy as jnp
@@ -8,13 +8,18 @@ import pytest
 import skimage.data
 
 from cnnrecon.errors import CnnreconError
-from cnnrecon.ops import degrade
+from cnnrecon.losses import mse
 from cnnrecon.ops import masks
 from cnnrecon.ops import noise
+from cnnrecon.tasks import TASKS, build_task
 
 
-def _config(**fields):
-  return ml_collections.ConfigDict(fields)
+def _task_config(name, **options):
+  return ml_collections.ConfigDict({'name': name, name: options})
+
+
+def _task(name, **options):
+  return build_task(_task_config(name, **options), loss=mse)
 
 
 def _camera_batch(batch=4, size=64):
@@ -57,65 +62,80 @@ def test_pixel_mask_keep_fraction_and_apply():
   np.testing.assert_array_equal(masked, np.broadcast_to(mask, (500, 500, 3)))
 
 
-@pytest.mark.parametrize('cfg', [
-    _config(name='gaussian', sigma=25),
-    _config(name='poisson', peak=30.0),
-    _config(name='inpaint', keep_prob=0.5),
+def test_poisson_gaussian_noise_mean_and_variance():
+  level, peak, sigma = 0.4, 20.0, 10.0
+  images = jnp.full((1000, 1000), level, jnp.float32)
+  noisy = np.asarray(noise.add_poisson_gaussian_noise(jax.random.key(0), images, peak=peak, sigma=sigma), np.float64)
+  np.testing.assert_allclose(noisy.mean(), level, rtol=5e-3)
+  np.testing.assert_allclose(noisy.var(), level / peak + (sigma / 255) ** 2, rtol=1e-2)
+  # Shot and read noise come from independent keys: not pure counts, not pure Gaussian.
+  assert not np.allclose(noisy * peak, np.round(noisy * peak), atol=1e-4)
+
+
+@pytest.mark.parametrize('name, options', [
+    ('gaussian', dict(sigma=25)),
+    ('poisson', dict(peak=30.0)),
+    ('poisson_gaussian', dict(peak=30.0, sigma=10.0)),
+    ('inpaint', dict(keep_prob=0.5)),
 ])
-def test_batch_equals_per_example(cfg):
+def test_batch_equals_per_example(name, options):
+  task = _task(name, **options)
   images = _camera_batch()
   keys = jax.random.split(jax.random.key(7), 4)
-  degrade_fn = degrade.make_degradation(cfg)
-  batched = np.asarray(degrade_fn(keys, images))
+  example = task.prepare(keys, images)
+  batched = np.asarray(example['observed'])
   assert batched.shape == images.shape and batched.dtype == np.float32
+  np.testing.assert_array_equal(example['model_input'], batched)  # the identity initial estimate
+  np.testing.assert_array_equal(example['target'], images)
   for i in range(4):
-    alone = degrade_fn(keys[i:i + 1], images[i:i + 1])
-    np.testing.assert_array_equal(batched[i], np.asarray(alone)[0])
-  again = degrade_fn(keys, images)
-  np.testing.assert_array_equal(batched, again)
-  other = degrade_fn(jax.random.split(jax.random.key(8), 4), images)
+    np.testing.assert_array_equal(batched[i], task.operator.apply(keys[i], images[i]))
+  np.testing.assert_array_equal(batched, task.prepare(keys, images)['observed'])
+  other = task.prepare(jax.random.split(jax.random.key(8), 4), images)['observed']
   assert not np.array_equal(batched, np.asarray(other))
-
-
-def test_batched_gaussian_equals_the_unbatched_op():
-  images = _camera_batch()
-  keys = jax.random.split(jax.random.key(3), 4)
-  batched = degrade.make_degradation(_config(name='gaussian', sigma=15))(
-      keys, images)
-  for i in range(4):
-    alone = noise.add_gaussian_noise(keys[i], images[i], sigma=15)
-    np.testing.assert_array_equal(batched[i], alone)
 
 
 def test_inpaint_drops_all_channels_of_a_pixel():
   images = jnp.ones((2, 32, 32, 3))
   keys = jax.random.split(jax.random.key(0), 2)
-  observed = degrade.make_degradation(_config(name='inpaint', keep_prob=0.5))(
-      keys, images)
+  observed = _task('inpaint', keep_prob=0.5).prepare(keys, images)['observed']
   channels_agree = observed == observed[..., :1]
   assert bool(channels_agree.all())
 
 
-def test_negative_sigma_raises():
-  with pytest.raises(CnnreconError, match=r'sigma=-5 is negative.*sigma=25'):
-    degrade.make_degradation(_config(name='gaussian', sigma=-5))
+def test_every_registered_task_builds_from_the_base_config():
+  from cnnrecon.config import base_config
+  config = base_config()
+  for name in TASKS.names():
+    config.task.name = name
+    task = build_task(config.task, loss=mse)
+    assert task.describe() and task.labels.observed and task.labels.estimate
 
 
-@pytest.mark.parametrize('cfg, match', [
-    (_config(name='blur'), 'known degradations: gaussian, poisson, inpaint'),
-    (_config(name='poisson', peak=0.0), 'peak=0.0 must be > 0'),
-    (_config(name='inpaint', keep_prob=0.0), r'keep_prob=0.0 must be in'),
-    (_config(name='inpaint', keep_prob=1.5), r'keep_prob=1.5 must be in'),
-    (_config(name='gaussian', sigma='high'), 'is not a number'),
+def test_tasks_describe_themselves_and_their_baselines():
+  assert _task('gaussian', sigma=25).describe() == 'AWGN sigma=25/255'
+  assert _task('gaussian', sigma=25).classical_sigma == pytest.approx(25 / 255)
+  assert _task('poisson_gaussian', peak=30, sigma=10).describe() == 'Poisson peak=30 + AWGN sigma=10/255'
+  assert _task('poisson_gaussian', peak=30, sigma=10).classical_sigma is None
+  assert _task('inpaint', keep_prob=0.25).labels.observed == 'masked'
+
+
+@pytest.mark.parametrize('config, match', [
+    (_task_config('blur'), r"unknown task.name='blur'; known: gaussian, poisson, poisson_gaussian, inpaint"),
+    (_task_config('gaussian', sigma=-5), r'task.gaussian.sigma=-5 must be >= 0.*sigma=25'),
+    (_task_config('gaussian', sigma='high'), 'is not a number'),
+    (_task_config('gaussian', sigma=float('nan')), 'is not a number'),
+    (_task_config('gaussian', sigma=25, peak=3), r'task.gaussian.peak is not an option of task .gaussian.'),
+    (_task_config('poisson', peak=0.0), r'task.poisson.peak=0.0 must be > 0'),
+    (_task_config('poisson_gaussian', peak=10.0, sigma=-1.0), r'task.poisson_gaussian.sigma=-1.0 must be >= 0'),
+    (_task_config('inpaint', keep_prob=0.0), r'keep_prob=0.0 must be > 0'),
+    (_task_config('inpaint', keep_prob=1.5), r'keep_prob=1.5 must be in \(0, 1\]'),
 ])
-def test_invalid_configs_raise(cfg, match):
+def test_invalid_task_configs_raise(config, match):
   with pytest.raises(CnnreconError, match=match):
-    degrade.validate_degradation(cfg)
+    build_task(config, loss=mse)
 
 
 def test_zero_sigma_is_identity():
   images = _camera_batch(2)
   keys = jax.random.split(jax.random.key(0), 2)
-  out = degrade.make_degradation(_config(name='gaussian', sigma=0))(keys,
-                                                                    images)
-  np.testing.assert_array_equal(out, images)
+  np.testing.assert_array_equal(_task('gaussian', sigma=0).prepare(keys, images)['observed'], images)

@@ -67,13 +67,13 @@ def one_step_gradients(strategy: str):
   import optax
   from cnnrecon.losses import mse
   from cnnrecon.models.registry import build_model
-  from cnnrecon.ops.degrade import make_degradation
+  from cnnrecon.tasks import build_task
   from cnnrecon.train.parallel import AXIS, DataParallel
   from cnnrecon.train.state import create_train_state
   from cnnrecon.train.step import train_step
   from conftest import smoke_config
   config = smoke_config('denoise_unet')  # every layer gets a gradient (DnCNN's last conv starts at zero)
-  steps = dict(degrade=make_degradation(config.degradation), loss_fn=mse)
+  steps = dict(task=build_task(config.task, loss=mse))
   rng = np.random.default_rng(0)
   batch = {'target': rng.random((8, 16, 16, 1), dtype=np.float32), 'example_seed': np.arange(8, dtype=np.uint32)}
 

@@ -7,11 +7,11 @@ import pytest
 
 from cnnrecon.data.pipeline import train_iterator
 from cnnrecon.data.sources import load_source
-from cnnrecon.inference import load_trained
+from cnnrecon.evaluation import load_trained, train_and_evaluate
 from cnnrecon.losses import mse
-from cnnrecon.ops.degrade import make_degradation
+from cnnrecon.models.registry import build_model
+from cnnrecon.tasks import build_task
 from cnnrecon.train import parallel
-from cnnrecon.train.loop import train_and_evaluate, validate_config
 from cnnrecon.train.state import create_train_state, make_optimizer
 from cnnrecon.train.step import train_step
 from conftest import read_metrics, run_cli, smoke_config
@@ -60,10 +60,10 @@ def test_resume_after_process_exit_equals_uninterrupted_run(tmp_path):
 
 def test_train_step_compiles_once():
   config = smoke_config()
-  model = validate_config(config)
+  model = build_model(config.model, channels=1, bn_axis_name=parallel.AXIS)
   data_parallel = parallel.DataParallel('shard_map')
   counted_step = chex.assert_max_traces(train_step, n=1)
-  step = data_parallel.compile_train_step(counted_step, degrade=make_degradation(config.degradation), loss_fn=mse)
+  step = data_parallel.compile_train_step(counted_step, task=build_task(config.task, loss=mse))
   optimizer = make_optimizer(config.optim, config.train.steps)
   state = data_parallel.put_state(create_train_state(model, optimizer, seed=0, sample_shape=(1, 24, 24, 1)))
   batches = train_iterator(load_source('samples:train'), seed=0, patch_size=24, channels=1, batch_size=8)

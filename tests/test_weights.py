@@ -21,7 +21,10 @@ from skimage.metrics import peak_signal_noise_ratio
 from cnnrecon.config import base_config
 from cnnrecon.data.images import read_image
 from cnnrecon.errors import CnnreconError
-from cnnrecon.inference import degrade_image, load_trained
+from cnnrecon.evaluation import load_trained
+from cnnrecon.evaluation.scoring import observe_image
+from cnnrecon.losses import mse
+from cnnrecon.tasks import build_task
 from cnnrecon.models.dncnn import DnCNN
 from cnnrecon.weights import import_to_workdir, load_dncnn_weights
 from tests.dncnn_weight_files import (kair_state_dict, random_dncnn, reference_forward, write_keras,
@@ -135,14 +138,14 @@ def test_import_to_workdir_round_trips_through_load_trained(tmp_path, image):
   write_matconvnet(weights_file, net)
   assert import_to_workdir('matconvnet', weights_file, workdir).name == '0'
   trained = load_trained(workdir)
-  assert (trained.step, trained.config.degradation.sigma, trained.config.model.depth) == (0, 15.0, 4)
+  assert (trained.step, trained.config.task.gaussian.sigma, trained.config.model.depth) == (0, 15.0, 4)
   expected = reference_forward(net, image, eps=0, norm=False)
   np.testing.assert_allclose(trained(image[None])[0], expected, atol=1e-5)
   assert json.loads((workdir / 'config.json').read_text())['model']['features'] == 8
   with pytest.raises(CnnreconError, match='already holds checkpoints'):
     import_to_workdir('matconvnet', weights_file, workdir)
   assert import_to_workdir('matconvnet', weights_file, workdir, sigma=20, force=True).name == '1'
-  assert (load_trained(workdir).config.degradation.sigma, load_trained(workdir, step=0).step) == (20.0, 0)
+  assert (load_trained(workdir).config.task.gaussian.sigma, load_trained(workdir, step=0).step) == (20.0, 0)
   with pytest.raises(CnnreconError, match="model 'unet'"):
     import_to_workdir('matconvnet', weights_file, tmp_path / 'other', model='unet')
 
@@ -155,29 +158,35 @@ def _dncnn17(variables, images, *, bn_epsilon):
 def _set12_psnr(weights, sigma: float) -> float:
   """Set12 average PSNR (dB, data range 1, full image) of DnCNN-17 with `weights`.
 
-  Noise: `degrade_image` (AWGN sigma/255, key fold_in(key(0), image index)),
+  Noise: `observe_image` (AWGN sigma/255, key fold_in(key(0), image index)),
   input not clipped; the estimate is clipped to [0, 1]. One compile per image
   shape and epsilon, shared by all weights.
   """
-  degradation = base_config().degradation
-  degradation.sigma = sigma
+  task_config = base_config().task
+  task_config.gaussian.sigma = sigma
+  task = build_task(task_config, loss=mse)
   variables = {'params': weights.params, 'batch_stats': weights.batch_stats}
   scores = []
   for index, path in enumerate(sorted(SET12.glob('*.png'))):
     clean = read_image(path, channels=1)
-    noisy = degrade_image(degradation, clean, seed=0, index=index)
+    noisy = observe_image(task, clean, seed=0, index=index)
     estimate = np.asarray(_dncnn17(variables, noisy[None], bn_epsilon=weights.bn_epsilon))[0]
     scores.append(peak_signal_noise_ratio(clean, np.clip(estimate, 0.0, 1.0), data_range=1.0))
   return float(np.mean(scores))
 
 
 @needs_shared
-def test_official_matconvnet_sigma25():
-  weights = load_dncnn_weights('matconvnet', OFFICIAL / 'matconvnet_sigma25.mat')
-  assert (weights.depth, weights.features, weights.channels) == (17, 64, 1)
-  psnr = _set12_psnr(weights, 25.0)
-  print(f'Set12 sigma=25 MatConvNet: {psnr:.3f} dB (published 30.44)')
-  assert abs(psnr - 30.44) < 0.05
+def test_official_matconvnet_sigma25_through_the_cli(tmp_path, capsys):
+  """`cnnrecon weights import` then `cnnrecon eval` on Set12: the published 30.44 dB."""
+  from cnnrecon import cli
+  workdir = tmp_path / 'dncnn25'
+  assert cli.main(['weights', 'import', '--format', 'matconvnet', str(OFFICIAL / 'matconvnet_sigma25.mat'),
+                   '--workdir', str(workdir)]) == 0
+  assert cli.main(['eval', '--workdir', str(workdir), '--data', str(SET12), '--no-baselines',
+                   '--out', str(tmp_path / 'eval')]) == 0
+  summary = json.loads((tmp_path / 'eval' / 'summary.json').read_text())
+  print(f"Set12 sigma=25 MatConvNet via cnnrecon eval: {summary['model']['psnr']:.3f} dB (published 30.44)")
+  assert abs(summary['model']['psnr'] - 30.44) < 0.05
 
 
 @needs_shared
