@@ -124,7 +124,7 @@ def test_step_schedule_drops_at_fractions_of_train_steps_with_warmup():
 
 @pytest.mark.parametrize('boundaries', [(0.0,), (1.0,), (1.5,), (-0.2,), (0.5, 1.0)])
 def test_step_boundaries_outside_the_unit_interval_raise(boundaries):
-  with pytest.raises(CnnreconError, match='step_boundaries'):
+  with pytest.raises(CnnreconError, match=r'optim.step.boundaries'):
     make_schedule(_optim(schedule='step', step_boundaries=boundaries), 100)
 
 
