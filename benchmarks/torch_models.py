@@ -71,7 +71,7 @@ class UNet(nn.Module):
 def build(model_config, channels: int) -> nn.Module:
   """The PyTorch twin of `cnnrecon.models.registry.build_model(model_config)`."""
   if model_config.name == 'dncnn':
-    return DnCNN(model_config.depth, model_config.features, channels, model_config.space_to_depth)
+    return DnCNN(model_config.depth, model_config.features, channels, model_config.dncnn.space_to_depth)
   if model_config.name == 'unet':
     return UNet(model_config.depth, model_config.features, channels)
   raise ValueError(f'no PyTorch twin for model {model_config.name!r}')

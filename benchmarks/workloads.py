@@ -13,8 +13,8 @@ from cnnrecon import compiler
 from cnnrecon.config import base_config, load_config
 from cnnrecon.losses import get_loss
 from cnnrecon.models.registry import build_model
-from cnnrecon.ops.degrade import make_degradation
-from cnnrecon.train.parallel import AXIS, DataParallel, check_batch_size
+from cnnrecon.tasks import build_task
+from cnnrecon.train.parallel import AXIS, DataParallel, per_process_batch_size
 from cnnrecon.train.state import create_train_state, make_optimizer
 from cnnrecon.train.step import train_step
 
@@ -45,17 +45,16 @@ def workload_config(name: str, dtype: str = 'float32'):
 
 
 def _train_step_call(config, args):
-  """A cnnrecon train step exactly as `train_and_evaluate` compiles it, and its FLOPs."""
+  """A cnnrecon train step exactly as `train.loop.train` compiles it, and its FLOPs."""
   model = build_model(config.model, channels=1, bn_axis_name=AXIS)
   data_parallel = DataParallel(config.parallel)
   step = data_parallel.compile_train_step(
-      train_step, cpu_conv=args.cpu_conv, degrade=make_degradation(config.degradation),
-      loss_fn=get_loss(config.train.loss))
+      train_step, cpu_conv=args.cpu_conv, task=build_task(config.task, loss=get_loss(config.train.loss)))
   size = config.data.patch_size
   state = data_parallel.put_state(create_train_state(
       model, make_optimizer(config.optim, config.train.steps), seed=0, sample_shape=(1, size, size, 1)))
   rng = np.random.default_rng(0)
-  local = check_batch_size(config.data.batch_size)
+  local = per_process_batch_size(config.data.batch_size)
   batch = data_parallel.put_batch({'target': rng.random((local, size, size, 1), dtype=np.float32),
                                    'example_seed': np.arange(local, dtype=np.uint32)})
   # XLA counts one device's share of the shard_map program; pmap steps are not lowered here.

@@ -64,8 +64,8 @@ def test_eval_writes_tables_with_baselines(trained, image_folder, tmp_path, caps
 def test_eval_is_reproducible_by_seed(trained, image_folder, tmp_path):
   runs = []
   for name, seed in (('a', 3), ('b', 3), ('c', 4)):
-    cli.main(['eval', '--workdir', str(trained), '--data', str(image_folder), '--seed', str(seed),
-              '--no-baselines', '--out', str(tmp_path / name)])
+    assert cli.main(['eval', '--workdir', str(trained), '--data', str(image_folder), '--seed', str(seed),
+                     '--no-baselines', '--out', str(tmp_path / name)]) == 0
     runs.append(json.loads((tmp_path / name / 'summary.json').read_text()))
   assert runs[0] == runs[1]
   assert runs[0]['noisy'] != runs[2]['noisy']
@@ -167,8 +167,8 @@ def test_process_exit_status_and_no_traceback(tmp_path):
 def test_eval_over_several_seeds_averages_single_seed_runs(trained, image_folder, tmp_path, capsys):
   single = []
   for seed in (0, 1):
-    cli.main(['eval', '--workdir', str(trained), '--data', str(image_folder), '--seed', str(seed),
-              '--no-baselines', '--out', str(tmp_path / str(seed))])
+    assert cli.main(['eval', '--workdir', str(trained), '--data', str(image_folder), '--seed', str(seed),
+                     '--no-baselines', '--out', str(tmp_path / str(seed))]) == 0
     single.append(json.loads((tmp_path / str(seed) / 'summary.json').read_text()))
   assert cli.main(['eval', '--workdir', str(trained), '--data', str(image_folder), '--seeds', '0,1',
                    '--no-baselines', '--out', str(tmp_path / 'both')]) == 0
@@ -201,8 +201,8 @@ def test_fine_tuning_starts_from_imported_weights(tmp_path, capsys):
   from cnnrecon.train.state import create_train_state, make_optimizer
   from tests.dncnn_weight_files import random_dncnn, write_matconvnet
   write_matconvnet(tmp_path / 'dncnn_sigma25.mat', random_dncnn(0, widths=[8, 8, 8, 1]))
-  cli.main(['weights', 'import', '--format', 'matconvnet', str(tmp_path / 'dncnn_sigma25.mat'),
-            '--workdir', str(tmp_path / 'imported')])
+  assert cli.main(['weights', 'import', '--format', 'matconvnet', str(tmp_path / 'dncnn_sigma25.mat'),
+                   '--workdir', str(tmp_path / 'imported')]) == 0
   config = smoke_config()
   fresh = create_train_state(build_model(config.model, channels=1), make_optimizer(config.optim, 6), seed=0,
                              sample_shape=(1, 24, 24, 1))

@@ -3,7 +3,6 @@
 import os
 import pickle
 import sys
-import time
 
 import numpy as np
 import PIL.Image
@@ -68,9 +67,8 @@ def test_samples_reload_reuses_prepared_data(sample_splits, data_dir, monkeypatc
   def fail(*args):
     raise AssertionError('rebuilt')
   monkeypatch.setattr(samples.SkimageSamples, '_generate_examples', fail)
-  start = time.perf_counter()
+  # `fail` proves nothing is regenerated; no wall-clock bound (flaky under load).
   source = sources.load_source('samples:validation', data_dir=data_dir)
-  assert time.perf_counter() - start < 1.0
   assert len(source) == 4
 
 

@@ -8,6 +8,7 @@ again on restore. The manager keeps the last
 asynchronously, and never executes code on load (no pickle).
 """
 
+import dataclasses
 import pathlib
 from typing import Any
 
@@ -57,15 +58,22 @@ def open_manager(workdir: str | pathlib.Path, *, keep: int = 3, read_only: bool 
 def save(manager: ocp.CheckpointManager, step: int, *, state: Any, config: dict,
          data_iterator: Any | None, eval_psnr: float | None = None) -> None:
   """Saves state, config and data iterator state at `step` (asynchronously)."""
-  items = {'state': ocp.args.StandardSave(_without_frozen(state)), 'config': ocp.args.JsonSave(config)}
+  items = {'state': ocp.args.StandardSave(_saved_fields(state)), 'config': ocp.args.JsonSave(config)}
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointSave(data_iterator)
   metrics = None if eval_psnr is None else {BEST_METRIC: float(eval_psnr)}
   manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
 
 
-def _without_frozen(state: Any) -> Any:
-  return state.replace(frozen=None) if getattr(state, 'frozen', None) is not None else state
+def _saved_fields(state: Any) -> dict[str, Any]:
+  """The state's pytree fields as orbax stores them: a dict by field name, without `frozen`.
+
+  Saving a dict rather than the dataclass keeps the on-disk tree of a state
+  without `frozen` identical to the one written before that field existed, so
+  older workdirs restore and resume.
+  """
+  return {field.name: getattr(state, field.name) for field in dataclasses.fields(state)
+          if field.metadata.get('pytree_node', True) and field.name != 'frozen'}
 
 
 def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception) -> CnnreconError:
@@ -107,12 +115,11 @@ def restore_state(manager: ocp.CheckpointManager, step: int, *, target: Any,
   Returns:
     The restored host state (numpy leaves).
   """
-  items = {'state': ocp.args.StandardRestore(_without_frozen(target))}
+  items = {'state': ocp.args.StandardRestore(_saved_fields(target))}
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   try:
-    restored = manager.restore(step, args=ocp.args.Composite(**items))['state']
-    return restored.replace(frozen=target.frozen) if getattr(target, 'frozen', None) is not None else restored
+    return target.replace(**manager.restore(step, args=ocp.args.Composite(**items))['state'])
   except Exception as error:
     raise _unreadable(manager, step, error) from error
 

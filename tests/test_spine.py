@@ -1,0 +1,158 @@
+"""The task-generic spine: every experiment trains, old workdirs still work, frozen variables, registries."""
+
+import dataclasses
+import json
+import pathlib
+import shutil
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from cnnrecon import config as config_lib
+from cnnrecon.errors import CnnreconError
+from cnnrecon.evaluation import load_trained, train_and_evaluate
+from cnnrecon.losses import mse
+from cnnrecon.registry import Registry
+from cnnrecon.tasks import build_task
+from cnnrecon.train import checkpoint
+from cnnrecon.train.state import create_train_state
+from cnnrecon.train.step import train_step
+from conftest import REPO, read_metrics, run_cli
+
+OLD_WORKDIR = pathlib.Path(__file__).parent / 'data' / 'workdir_before_issue7'
+# Every experiment file has a `smoke` variant; some have more variants worth a run.
+EXTRA_SMOKE_VARIANTS = {'denoise_poisson_gaussian': ['poisson_smoke']}
+SMOKE_RUNS = [(path.stem, variant) for path in sorted((REPO / 'experiments').glob('*.py'))
+              for variant in ['smoke', *EXTRA_SMOKE_VARIANTS.get(path.stem, [])]]
+
+
+@pytest.mark.parametrize('experiment, variant', SMOKE_RUNS)
+def test_every_experiment_smoke_variant_trains_and_reports(tmp_path, experiment, variant):
+  config = config_lib.load_config(str(REPO / 'experiments' / f'{experiment}.py:{variant}'))
+  summary = train_and_evaluate(config, tmp_path, progress=False)
+  assert summary['step'] == config.train.steps
+  losses = read_metrics(tmp_path, 'train/loss')
+  assert all(np.isfinite(value) for value in losses.values())
+  assert losses[max(losses)] < losses[min(losses)], losses  # it learns something in a few steps
+  results = json.loads((tmp_path / 'eval' / 'summary.json').read_text())
+  task = build_task(config.task, loss=mse)
+  assert set(results) == {'model', task.labels.observed, 'baselines'}
+  assert np.isfinite(results['model']['psnr'])
+  assert f'| {task.labels.observed} |' in (tmp_path / 'report.md').read_text()
+
+
+def test_all_models_and_tasks_have_a_smoke_experiment():
+  from cnnrecon.models.registry import MODELS
+  from cnnrecon.tasks import TASKS
+  configs = [config_lib.load_config(str(REPO / 'experiments' / f'{name}.py:{variant}'))
+             for name, variant in SMOKE_RUNS]
+  assert {c.model.name for c in configs} == set(MODELS.names())
+  assert {c.task.name for c in configs} == set(TASKS.names())
+
+
+def test_workdir_written_before_the_task_spine_evaluates_and_resumes(tmp_path):
+  """A workdir saved by the code before issue 7 (old config keys; stopped at step 2 of 4)."""
+  old = tmp_path / 'old'
+  shutil.copytree(OLD_WORKDIR, old)
+  saved = json.loads((old / 'config.json').read_text())
+  assert saved['degradation']['sigma'] == 25.0 and 'space_to_depth' in saved['model']  # really the old layout
+  model = load_trained(old)
+  assert model.step == 2 and model.config.task.gaussian.sigma == 25.0
+  assert model.config.model.dncnn.space_to_depth == 1
+  flags = ['--config', 'experiments/denoise_dncnn.py:smoke', '--config.train.steps=4',
+           '--config.train.eval_every=2', '--config.train.log_every=1', '--no-progress']
+  resumed = run_cli('train', *flags, '--workdir', old)  # same config under new names: resumes, no --force
+  assert resumed.returncode == 0, resumed.stderr
+  straight = run_cli('train', *flags, '--workdir', tmp_path / 'new')
+  assert straight.returncode == 0, straight.stderr
+  for a, b in zip(jax.tree.leaves(load_trained(old, step=4).variables),
+                  jax.tree.leaves(load_trained(tmp_path / 'new', step=4).variables)):
+    np.testing.assert_array_equal(a, b)
+  evaluated = run_cli('eval', '--workdir', old, '--no-baselines', '--out', tmp_path / 'eval')
+  assert evaluated.returncode == 0, evaluated.stderr
+  assert json.loads((tmp_path / 'eval' / 'summary.json').read_text())['noisy']['psnr'] > 19
+
+
+def test_differing_keys_ignore_renames_and_unselected_components():
+  current = config_lib.load_config(str(REPO / 'experiments' / 'denoise_dncnn.py:smoke')).to_dict()
+  old = json.loads(json.dumps(current))
+  old['degradation'] = {'name': 'gaussian', 'sigma': 25.0, 'peak': 99.0, 'keep_prob': 0.1}
+  del old['task']
+  assert config_lib.differing_keys(old, current) == []
+  old['degradation']['sigma'] = 15.0
+  assert config_lib.differing_keys(old, current) == ['task.gaussian.sigma']
+
+
+@dataclasses.dataclass(frozen=True)
+class _ScaledTarget:
+  """A task whose loss uses a frozen variable: MSE to `frozen['scale'] * target`."""
+
+  base: object
+
+  def prepare(self, keys, clean):
+    return self.base.prepare(keys, clean)
+
+  def compute_loss(self, estimate, example, frozen):
+    return mse(estimate, frozen['scale'] * example['target'])
+
+  def init_frozen(self):
+    return {'scale': jnp.full((1,), 0.5)}
+
+
+def test_frozen_variables_reach_the_loss_but_not_the_optimizer_or_checkpoints(tmp_path):
+  from cnnrecon.models.registry import build_model
+  base_config = config_lib.base_config()
+  base_config.model.update(depth=3, features=4)
+  task = _ScaledTarget(build_task(base_config.task, loss=mse))
+  model = build_model(base_config.model, channels=1)
+  state = create_train_state(model, optax.adam(1e-2), seed=0, sample_shape=(1, 8, 8, 1), frozen=task.init_frozen())
+  assert jax.tree.structure(state.opt_state) == jax.tree.structure(
+      optax.adam(1e-2).init(state.params))  # the optimizer sees params only
+  batch = {'target': jnp.full((2, 8, 8, 1), 0.8), 'example_seed': jnp.arange(2, dtype=jnp.uint32)}
+  step = jax.jit(lambda s, b: train_step(s, b, task=task))
+  new_state, metrics = step(state, batch)
+  np.testing.assert_array_equal(new_state.frozen['scale'], [0.5])
+  loss_with_half = float(metrics['loss'])
+  _, metrics_full = step(state.replace(frozen={'scale': jnp.ones((1,))}), batch)
+  assert loss_with_half != float(metrics_full['loss'])  # the loss really reads the frozen variable
+  with checkpoint.open_manager(tmp_path) as manager:
+    checkpoint.save(manager, 1, state=new_state, config={}, data_iterator=None)
+    manager.wait_until_finished()
+    assert 'frozen' not in checkpoint.restore_arrays(manager, 1)
+    restored = checkpoint.restore_state(manager, 1, target=jax.device_get(new_state))
+  np.testing.assert_array_equal(restored.frozen['scale'], [0.5])
+  for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(new_state.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_registry_lookup_build_and_errors():
+  things = Registry('thing.name')
+
+  @things.register('box')
+  def box(*, side: int, color: str = 'red'):
+    return (side, color)
+
+  assert things.names() == ['box'] and 'box' in things and things.get('box') is box
+  assert things.build('box', {'side': 2}, color='blue') == (2, 'blue')
+  with pytest.raises(CnnreconError, match=r"unknown thing.name='ball'; known: box\. Set --config.thing.name"):
+    things.get('ball')
+  with pytest.raises(CnnreconError, match=r'thing.box.radius is not an option of thing .box. \(its options: side'):
+    things.build('box', {'side': 2, 'radius': 1})
+  with pytest.raises(ValueError, match='registered twice'):
+    things.register('box')(box)
+
+
+def test_renamed_keys_in_an_experiment_file_move_with_a_notice(tmp_path, capsys):
+  path = tmp_path / 'legacy.py'
+  path.write_text('from cnnrecon.config import base_config\n\n\ndef get_config(arg=None):\n'
+                  '  config = base_config()\n  config.degradation.name = "poisson"\n'
+                  '  config.degradation.peak = 12.0\n  config.optim.weight_decay = 0.5\n  return config\n')
+  config = config_lib.load_config(str(path))
+  assert (config.task.name, config.task.poisson.peak, config.optim.adamw.weight_decay) == ('poisson', 12.0, 0.5)
+  assert 'degradation' not in config
+  notices = capsys.readouterr().err.splitlines()
+  assert any('degradation.peak is now task.poisson.peak' in line for line in notices)
