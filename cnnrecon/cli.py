@@ -37,17 +37,17 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument('--num-processes', type=int, default=None, help='multi-host: number of processes')
   train.add_argument('--process-id', type=int, default=None, help='multi-host: index of this process')
 
-  evaluate = commands.add_parser('eval', help='PSNR/SSIM table of a trained model vs its input and baselines')
-  evaluate.add_argument('--workdir', required=True)
-  evaluate.add_argument('--data', default=None, help='folder of images, samples[:SPLIT] or tfds:NAME[:SPLIT] '
+  eval_parser = commands.add_parser('eval', help='PSNR/SSIM table of a trained model vs its input and baselines')
+  eval_parser.add_argument('--workdir', required=True)
+  eval_parser.add_argument('--data', default=None, help='folder of images, samples[:SPLIT] or tfds:NAME[:SPLIT] '
                         '(default: the config\'s data.eval)')
-  evaluate.add_argument('--sigma', type=float, default=None, help='noise level on the 0-255 scale '
+  eval_parser.add_argument('--sigma', type=float, default=None, help='noise level on the 0-255 scale '
                         '(default: the training sigma; tasks with a sigma only)')
-  seeds = evaluate.add_mutually_exclusive_group()
+  seeds = eval_parser.add_mutually_exclusive_group()
   seeds.add_argument('--seed', type=int, default=None, help='noise (observation) seed (default 0)')
   seeds.add_argument('--seeds', default=None, help='several noise seeds, e.g. 0,1,2: mean ± std')
-  evaluate.add_argument('--out', default=None, help='output folder (default: WORKDIR/eval)')
-  evaluate.add_argument('--no-baselines', action='store_true', help='skip scikit-image\'s classical denoisers')
+  eval_parser.add_argument('--out', default=None, help='output folder (default: WORKDIR/eval)')
+  eval_parser.add_argument('--no-baselines', action='store_true', help='skip scikit-image\'s classical denoisers')
 
   weights = commands.add_parser('weights', help='published weights')
   weights_commands = weights.add_subparsers(dest='weights_command', required=True, parser_class=_Parser)

@@ -156,3 +156,12 @@ def test_renamed_keys_in_an_experiment_file_move_with_a_notice(tmp_path, capsys)
   assert 'degradation' not in config
   notices = capsys.readouterr().err.splitlines()
   assert any('degradation.peak is now task.poisson.peak' in line for line in notices)
+
+
+def test_eval_sigma_applies_only_to_tasks_with_a_sigma():
+  from cnnrecon.evaluation.workdir import task_of
+  config = config_lib.load_config(str(REPO / 'experiments' / 'inpaint_unet.py:smoke'))
+  with pytest.raises(CnnreconError, match="--sigma does not apply to task 'inpaint'"):
+    task_of(config, sigma=25)
+  config.task.name = 'poisson_gaussian'
+  assert task_of(config, sigma=3).describe() == 'Poisson peak=30 + AWGN sigma=3/255'

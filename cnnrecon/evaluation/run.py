@@ -56,8 +56,8 @@ def write_final_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
   """Evaluates the final model on the full validation images and writes the report.
 
   Writes `<workdir>/eval/results.{md,csv}` + `summary.json`, `grid.png`
-  (observed | estimate | target, titled by the task), `loss_curve.png` and
-  `report.md`.
+  (model input | estimate | target, titled by the task: noisy | denoised |
+  clean), `loss_curve.png` and `report.md`.
 
   Returns:
     The path of `report.md`.

@@ -58,10 +58,20 @@ def image_metrics(clean: np.ndarray, estimate: np.ndarray, *, clip_estimate: boo
   return {'psnr': float(psnr), 'ssim': float(ssim)}
 
 
-def observe_image(task: ReconstructionTask, clean: np.ndarray, *, seed: int, index: int) -> np.ndarray:
-  """Observes one HWC image with the key `fold_in(key(seed), index)` (reproducible per image)."""
+def prepare_image(task: ReconstructionTask, clean: np.ndarray, *, seed: int, index: int) -> dict[str, np.ndarray]:
+  """Observes one HWC image with the key `fold_in(key(seed), index)` (reproducible per image).
+
+  Returns:
+    `{'observed', 'model_input', 'target'}` for this image (see `ReconstructionTask.prepare`).
+  """
   key = jax.random.fold_in(jax.random.key(seed), index)
-  return np.asarray(task.prepare(key[None], jnp.asarray(clean[None], jnp.float32))['observed'][0])
+  example = task.prepare(key[None], jnp.asarray(clean[None], jnp.float32))
+  return {name: np.asarray(value[0]) for name, value in example.items()}
+
+
+def observe_image(task: ReconstructionTask, clean: np.ndarray, *, seed: int, index: int) -> np.ndarray:
+  """The observation of one image (see `prepare_image`)."""
+  return prepare_image(task, clean, seed=seed, index=index)['observed']
 
 
 def score_images(model: TrainedModel, images: Sequence[tuple[str, np.ndarray]], *, task: ReconstructionTask,
@@ -78,8 +88,8 @@ def score_images(model: TrainedModel, images: Sequence[tuple[str, np.ndarray]], 
 
   Returns:
     `rows` ({method: {image: {psnr, ssim}}}, the observed row labelled
-    `task.labels.observed`) and (observed, estimate, clean) triplets for
-    image grids.
+    `task.labels.observed`) and (model input, estimate, clean) triplets for
+    image grids (all the clean image's shape).
   """
   sigma = task.classical_sigma if with_baselines else None
   denoisers = baselines.classical_denoisers() if sigma else {}
@@ -88,14 +98,13 @@ def score_images(model: TrainedModel, images: Sequence[tuple[str, np.ndarray]], 
   score = functools.partial(image_metrics, convention=task.convention)
   triplets = []
   for index, (name, clean) in enumerate(images):
-    observed = observe_image(task, clean, seed=seed, index=index)
-    model_input = np.asarray(task.operator.initial_estimate(jnp.asarray(observed)))
+    model_input = prepare_image(task, clean, seed=seed, index=index)['model_input']
     estimate = np.clip(model(model_input[None])[0], 0.0, 1.0)
     rows[observed_label][name] = score(clean, model_input, clip_estimate=False)
     for method, denoise in denoisers.items():
       rows[method][name] = score(clean, denoise(model_input, sigma))
     rows[MODEL][name] = score(clean, estimate)
-    triplets.append((observed, estimate, clean))
+    triplets.append((model_input, estimate, clean))
   return rows, triplets
 
 

@@ -165,12 +165,12 @@ class _TrainingRun:
     self.eval_step = compiler.jit(functools.partial(eval_step, axis_name=None, task=task), cpu_conv=cpu_conv)
     self.writer = MetricWriter(workdir)
 
-  def evaluate(self, step, state, eval_batch) -> dict[str, float]:
-    """Scores the validation crops; logs their observed | estimate | target grid to TensorBoard."""
+  def validate(self, step, state, eval_batch) -> dict[str, float]:
+    """Scores the validation crops; logs their model input | estimate | target grid to TensorBoard."""
     metrics, images = jax.device_get(self.eval_step(self.data_parallel.single_copy(state), eval_batch))
     if self.writer.enabled:
       shown = slice(0, self.config.report.grid_examples)
-      columns = [images['observed'][shown], images['estimate'][shown], np.asarray(eval_batch['target'])[shown]]
+      columns = [images['model_input'][shown], images['estimate'][shown], np.asarray(eval_batch['target'])[shown]]
       self.writer.write_image_columns(step, GRID_TAG, columns)
     return {f'eval/{name}': float(value) for name, value in metrics.items()}
 
@@ -201,7 +201,7 @@ class _TrainingRun:
           window_start, window_steps = time.perf_counter(), 0
         eval_psnr = None
         if step % config.eval_every == 0 or step == config.steps:
-          scalars = self.evaluate(step, state, eval_batch)
+          scalars = self.validate(step, state, eval_batch)
           self.writer.write_scalars(step, scalars)
           last.update(scalars)
           eval_psnr = scalars['eval/psnr']

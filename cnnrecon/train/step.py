@@ -71,7 +71,8 @@ def eval_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
   Returns:
     `{'loss', 'psnr', 'observed_psnr'}` averaged over the global batch
     (`observed_psnr` scores the model input, the "no model" estimate), and the
-    `{'observed', 'estimate'}` images (for image grids).
+    `{'model_input', 'estimate'}` images (for image grids: both have the
+    target's shape, whatever the shape of the observation).
   """
   example = task.prepare(example_keys(state, batch['example_seed']), batch['target'])
   outputs = state.apply_fn(_model_variables(state), example['model_input'], train=False)
@@ -82,4 +83,4 @@ def eval_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
       'observed_psnr': jnp.mean(metrics_lib.psnr(example['model_input'], target)),
   }
   metrics = {name: _mean_over(value, axis_name) for name, value in results.items()}
-  return metrics, {'observed': example['observed'], 'estimate': jnp.clip(outputs, 0.0, 1.0)}
+  return metrics, {'model_input': example['model_input'], 'estimate': jnp.clip(outputs, 0.0, 1.0)}
