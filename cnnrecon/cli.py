@@ -1,19 +1,23 @@
 """The `cnnrecon` command: parses flags and calls library functions.
 
-  cnnrecon train   --config FILE.py[:ARG] --workdir DIR [--config.a.b=VALUE ...]
-  cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N | --seeds 0,1,2] [--out DIR]
-  cnnrecon denoise IMAGE... --workdir DIR --out DIR
+  cnnrecon train   --config FILE.py[:ARG] --workdir DIR [--stop-at N] [--from-step N] [--config.a.b=VALUE ...]
+  cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N | --seeds 0,1,2] [--out DIR] [--overwrite]
+  cnnrecon denoise IMAGE... --workdir DIR --out DIR [--overwrite]
   cnnrecon weights import --format matconvnet|keras|torch|safetensors --model dncnn FILE --workdir DIR
 
-User mistakes print one line `cnnrecon: error: ...` and exit with status 2.
+User mistakes print one line `cnnrecon: error: ...` and exit with status 2; a
+diverged training run (non-finite loss) exits with 3; SIGTERM stops training
+with a checkpoint and exit status 0, SIGINT (Ctrl-C) likewise with 130.
 """
 
 import argparse
+import os
 import sys
 
-from cnnrecon.errors import CnnreconError
+from cnnrecon.errors import EXIT_USAGE, CheckpointUnreadable, CnnreconError  # noqa: F401  (EXIT_USAGE: API)
 
-EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # the shell's status for SIGINT
+_EXIT_NOW = 1000  # added to a status: exit without interpreter shutdown (see console_main)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +36,9 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument('--workdir', required=True, help='checkpoints, logs and report go here; reruns resume')
   train.add_argument('--force', action='store_true', help='resume even if the saved config differs')
   train.add_argument('--stop-at', type=int, default=None, help='stop (with a checkpoint) after this step')
+  train.add_argument('--from-step', type=int, default=None,
+                     help='resume from this checkpoint instead of the latest (newer ones are moved to '
+                     'WORKDIR/discarded_checkpoints/)')
   train.add_argument('--no-progress', action='store_true', help='hide the progress bar')
   train.add_argument('--coordinator-address', default=None, help='multi-host: HOST:PORT of process 0')
   train.add_argument('--num-processes', type=int, default=None, help='multi-host: number of processes')
@@ -46,7 +53,8 @@ def _build_parser() -> argparse.ArgumentParser:
   seeds = eval_parser.add_mutually_exclusive_group()
   seeds.add_argument('--seed', type=int, default=None, help='noise (observation) seed (default 0)')
   seeds.add_argument('--seeds', default=None, help='several noise seeds, e.g. 0,1,2: mean ± std')
-  eval_parser.add_argument('--out', default=None, help='output folder (default: WORKDIR/eval)')
+  eval_parser.add_argument('--out', default=None, help='output folder (default: a new WORKDIR/eval-N)')
+  eval_parser.add_argument('--overwrite', action='store_true', help='replace tables already in --out')
   eval_parser.add_argument('--no-baselines', action='store_true', help='skip scikit-image\'s classical denoisers')
 
   weights = commands.add_parser('weights', help='published weights')
@@ -64,6 +72,7 @@ def _build_parser() -> argparse.ArgumentParser:
   denoise.add_argument('images', nargs='+', help='observed image files (png/jpg/bmp/tif)')
   denoise.add_argument('--workdir', required=True)
   denoise.add_argument('--out', required=True, help='folder for the restored PNGs')
+  denoise.add_argument('--overwrite', action='store_true', help='replace PNGs already in --out')
   return parser
 
 
@@ -91,19 +100,24 @@ def _train(args, extra):
   parallel.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   config = config_lib.load_config(args.config, _split_overrides(extra))
   summary = train_and_evaluate(config, args.workdir, force=args.force, stop_at=args.stop_at,
-                               progress=not args.no_progress)
+                               from_step=args.from_step, progress=not args.no_progress)
+  if 'stopped_by' in summary:
+    print(f"{summary['stopped_by']}: stopped at step {summary['step']} with a checkpoint; rerun the same command "
+          'to resume')
+    return EXIT_INTERRUPTED if summary['stopped_by'] == 'SIGINT' else 0
   if 'report' in summary:
     psnr = f"eval PSNR {summary['eval/psnr']:.2f} dB; " if 'eval/psnr' in summary else 'already finished; '
     print(f"trained {summary['step']} steps: {psnr}report: {summary['report']}")
   else:
     print(f"stopped at step {summary['step']}: rerun the same command to resume")
+  return 0
 
 
 def _eval(args, extra):
   from cnnrecon.evaluation import evaluate_workdir
   _no_extra(extra)
   evaluate_workdir(args.workdir, data=args.data, sigma=args.sigma, seeds=_parse_seeds(args),
-                            out=args.out, with_baselines=not args.no_baselines)
+                   out=args.out, with_baselines=not args.no_baselines, overwrite=args.overwrite)
 
 
 def _parse_seeds(args) -> list[int]:
@@ -127,7 +141,7 @@ def _weights(args, extra):
 def _denoise(args, extra):
   from cnnrecon.evaluation import restore_files
   _no_extra(extra)
-  restore_files(args.images, workdir=args.workdir, out=args.out)
+  restore_files(args.images, workdir=args.workdir, out=args.out, overwrite=args.overwrite)
 
 
 def _no_extra(extra):
@@ -144,17 +158,46 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  """Entry point of the `cnnrecon` console script; returns the exit status."""
+  """Runs one command in-process; returns the exit status (see `console_main`)."""
+  status = _main(argv)
+  return status % _EXIT_NOW
+
+
+def console_main() -> None:
+  """Entry point of the `cnnrecon` console script.
+
+  After a damaged checkpoint, tensorstore's reads still in flight call back
+  into the event loop orbax has closed, and print dozens of
+  "Event loop is closed" tracebacks from C++ threads as the interpreter shuts
+  down. The one-line error has been printed and nothing is being written, so
+  the process exits at once instead.
+  """
+  status = _main(sys.argv[1:])
+  if status >= _EXIT_NOW:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status % _EXIT_NOW)  # pylint: disable=protected-access
+  sys.exit(status)
+
+
+def _main(argv: list[str] | None) -> int:
   try:
     args, extra = _build_parser().parse_known_args(argv)
     _quiet_libraries()
     handlers = {'train': _train, 'eval': _eval, 'denoise': _denoise, 'weights': _weights}
-    handlers[args.command](args, extra)
+    return handlers[args.command](args, extra) or 0
+  except CheckpointUnreadable as error:
+    print(f'cnnrecon: error: {error}', file=sys.stderr)
+    return _EXIT_NOW + error.exit_status
   except CnnreconError as error:
     print(f'cnnrecon: error: {error}', file=sys.stderr)
-    return EXIT_USAGE
-  return 0
+    return error.exit_status
+  except KeyboardInterrupt:
+    # Only outside the training loop, which turns Ctrl-C into a checkpoint and a clean stop.
+    print('cnnrecon: interrupted before training started or after it ended; no checkpoint was changed',
+          file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  console_main()

@@ -114,8 +114,11 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     raise CnnreconError(f'config file {path} has no get_config(arg) function: add one')
   try:
     config = module.get_config(arg or None)
-  except ValueError as error:
-    raise CnnreconError(f'{path}: get_config({arg!r}) failed: {error}') from error
+  except Exception as error:  # a broken experiment file is the user's to fix, whatever it raises
+    raise CnnreconError(f'{path}: get_config({arg!r}) failed: {type(error).__name__}: {error}') from error
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise CnnreconError(f'{path}: get_config({arg!r}) returned a {type(config).__name__}, not an '
+                        'ml_collections.ConfigDict: return e.g. cnnrecon.config.base_config() with your changes')
   return upgrade_config(config)
 
 
@@ -224,12 +227,18 @@ def selected_components_only(values: dict) -> dict:
 def differing_keys(saved: dict, current: dict) -> list[str]:
   """Lists the dotted keys whose values differ between two config dicts.
 
-  Old key names in `saved` are upgraded first, and options of components
-  neither config selects are ignored.
+  Old key names in `saved` are upgraded first, options of components
+  neither config selects are ignored, and a key missing from `saved` counts
+  as its `base_config()` default (it was added to cnnrecon later).
   """
   saved = upgrade_renamed_keys(copy.deepcopy(saved), notice=False)
   saved_flat = flatten(selected_components_only(saved))
   current_flat = flatten(selected_components_only(current))
+  # A key added to cnnrecon after the run was saved took its default value then.
+  defaults = flatten(base_config().to_dict())
+  for key, value in current_flat.items():
+    if key not in saved_flat and key in defaults and defaults[key] == value:
+      saved_flat[key] = value
   keys = sorted(set(saved_flat) | set(current_flat))
   return [key for key in keys if saved_flat.get(key, '<absent>') != current_flat.get(key, '<absent>')]
 
@@ -290,6 +299,13 @@ def base_config() -> ml_collections.ConfigDict:
           'log_every': 50,
           'eval_every': 500,
           'keep_checkpoints': 3,  # the last k, plus the best by validation PSNR
+          # A checkpoint at least every N steps and every M minutes, besides eval steps: what a
+          # SIGKILL can lose (SIGTERM / SIGINT always save the current step).
+          'checkpoint_every': 500,
+          'checkpoint_every_minutes': 10.0,
+          # A non-finite loss or gradient norm: 'stop' (exit status 3, nothing non-finite saved) or
+          # 'skip_step' (drop that update, count it; stop after 10 in a row).
+          'on_nonfinite': 'stop',
           'init_from': '',  # a workdir (trained or `weights import`ed) whose best params start this run
       },
       'report': {

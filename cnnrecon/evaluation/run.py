@@ -15,12 +15,16 @@ from cnnrecon.evaluation import report, tables
 from cnnrecon.evaluation.restore import TrainedModel
 from cnnrecon.evaluation.scoring import score_images, summarize
 from cnnrecon.evaluation.workdir import protocol, source_images, task_of
+from cnnrecon.safety import check_workdir_usable
 from cnnrecon.train import loop
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-                       force: bool = False, stop_at: int | None = None, progress: bool = True) -> dict:
+                       force: bool = False, stop_at: int | None = None, from_step: int | None = None,
+                       progress: bool = True) -> dict:
   """Trains (or resumes) the model of `config` in `workdir`, evaluates and reports.
+
+  The workdir stays locked (one writer) from the first step to the report.
 
   Args:
     config: the resolved experiment config.
@@ -28,25 +32,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     force: resume even when the saved config differs.
     stop_at: stop (with a checkpoint) after this step, e.g. to split a long run
       over several job allocations; the next call resumes.
+    from_step: resume from this checkpoint instead of the latest (see `train.loop.train`).
     progress: show a progress bar.
 
   Returns:
-    A summary dict: final step, last train/eval metrics, and the report path
-    (when training finished).
+    A summary dict: final step, last train/eval metrics, `stopped_by` when a
+    signal stopped training, and the report path (when training finished).
   """
   config = config_lib.upgrade_config(config)
-  summary = loop.train(config, workdir, force=force, stop_at=stop_at, progress=progress)
-  host_state = summary.pop('host_state')
-  start = summary.pop('start_step')
   workdir = pathlib.Path(workdir)
-  report_path = workdir / 'report.md'
-  if summary['step'] >= config.train.steps and jax.process_index() == 0:
-    # A rerun of a finished workdir trains nothing and keeps the report it has.
-    if summary['step'] > start or not report_path.exists():
-      eval_source = load_source(config.data.eval, data_dir=config.data.data_dir or None)
-      write_final_report(config, workdir, host_state, eval_source, wall_time_s=summary['wall_time_s'],
-                         images_per_second=summary.get('train/images_per_s'))
-    summary['report'] = str(report_path)
+  loop.validate_config(config, stop_at=stop_at)
+  check_workdir_usable(workdir)
+  with loop.workdir_lock(workdir):
+    summary = loop.train(config, workdir, force=force, stop_at=stop_at, from_step=from_step, progress=progress)
+    host_state = summary.pop('host_state')
+    start = summary.pop('start_step')
+    report_path = workdir / 'report.md'
+    finished = summary['step'] >= config.train.steps and 'stopped_by' not in summary
+    if finished and jax.process_index() == 0:
+      # A rerun of a finished workdir trains nothing and keeps the report it has.
+      if summary['step'] > start or not report_path.exists():
+        eval_source = load_source(config.data.eval, data_dir=config.data.data_dir or None)
+        write_final_report(config, workdir, host_state, eval_source, wall_time_s=summary['wall_time_s'],
+                           images_per_second=summary.get('train/images_per_s'))
+      summary['report'] = str(report_path)
   return summary
 
 

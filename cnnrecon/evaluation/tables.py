@@ -16,6 +16,7 @@ from cnnrecon.evaluation.scoring import MODEL, Rows, summarize
 from cnnrecon.io import write_file_atomic
 
 AVERAGE = 'Average'
+TABLE_FILES = ('results.md', 'results.csv', 'summary.json')
 
 
 def method_order(rows: Rows) -> list[str]:

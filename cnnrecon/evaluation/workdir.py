@@ -1,5 +1,6 @@
 """The work behind `cnnrecon eval` and `cnnrecon denoise`: score or apply a workdir's model."""
 
+import math
 import pathlib
 from typing import Sequence
 
@@ -8,12 +9,15 @@ import numpy as np
 
 from cnnrecon.data.images import read_image, to_channels, write_image
 from cnnrecon.data.sources import load_source
+from cnnrecon import safety
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import tables
 from cnnrecon.evaluation.restore import load_trained
 from cnnrecon.evaluation.scoring import mean_over_seeds, score_images, summarize, summarize_seeds
 from cnnrecon.losses import get_loss
 from cnnrecon.tasks import ReconstructionTask, build_task
+
+SSIM_WINDOW = 11
 
 
 def protocol(task: ReconstructionTask) -> str:
@@ -31,6 +35,8 @@ def task_of(config: ml_collections.ConfigDict, *, sigma: float | None = None) ->
     if options is None or 'sigma' not in options:
       raise CnnreconError(f'--sigma does not apply to task {task_config.name!r} (it has no noise sigma): '
                           'leave --sigma out')
+    if not math.isfinite(sigma) or sigma < 0:
+      raise CnnreconError(f'--sigma {sigma} must be a finite noise level >= 0 on the 0-255 scale, e.g. --sigma 25')
     options.sigma = float(sigma)
   return build_task(task_config, loss=get_loss(config.train.loss))
 
@@ -50,8 +56,18 @@ def _seed_lines(rows_per_seed: Sequence[dict], seeds: Sequence[int]) -> str:
   return '\n'.join(lines)
 
 
+def _check_scorable(images: Sequence[tuple[str, np.ndarray]], task: ReconstructionTask, spec: str) -> None:
+  """SSIM's 11x11 window needs images of at least 11x11 after the border crop."""
+  smallest = min(images, key=lambda item: min(item[1].shape[:2]))
+  side = min(smallest[1].shape[:2]) - 2 * task.convention.crop
+  if side < SSIM_WINDOW:
+    raise CnnreconError(f'{spec}: image {smallest[0]} is {smallest[1].shape[0]}x{smallest[1].shape[1]} px, smaller '
+                        f'than the {SSIM_WINDOW}x{SSIM_WINDOW} window SSIM needs: evaluate on larger images')
+
+
 def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | None = None,
-                     seeds: Sequence[int] = (0,), out: str | None = None, with_baselines: bool = True) -> dict:
+                     seeds: Sequence[int] = (0,), out: str | None = None, with_baselines: bool = True,
+                     overwrite: bool = False) -> dict:
   """Scores a trained model, the observed input and classical baselines; prints and writes the table.
 
   Args:
@@ -61,21 +77,26 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
       only for tasks with a `sigma`).
     seeds: observation seeds; with several, per-image values are averaged
       over seeds and the mean ± std of the per-seed averages is reported too.
-    out: output folder (default `<workdir>/eval`).
+    out: output folder (default: a new `<workdir>/eval-N`, so the training
+      run's `eval/` tables and earlier evaluations stay).
     with_baselines: include scikit-image's classical denoisers (AWGN tasks).
+    overwrite: replace tables already in `out`.
 
   Returns:
     The per-method averages (`scoring.summarize`, over all seeds).
   """
   model = load_trained(workdir)
   task = task_of(model.config, sigma=sigma)
+  if out is not None:
+    safety.check_results_dir(pathlib.Path(out), tables.TABLE_FILES, overwrite=overwrite)
   spec = data or model.config.data.eval
   images = source_images(load_source(spec, data_dir=model.config.data.data_dir or None), model.config.data.channels)
+  _check_scorable(images, task, spec)
   rows_per_seed = [score_images(model, images, task=task, seed=seed, with_baselines=with_baselines)[0]
                    for seed in seeds]
   rows = mean_over_seeds(rows_per_seed)
   notes = protocol(task) + ('\n\n' + _seed_lines(rows_per_seed, seeds) if len(seeds) > 1 else '')
-  out_dir = pathlib.Path(out) if out else pathlib.Path(workdir) / 'eval'
+  out_dir = pathlib.Path(out) if out else safety.new_results_dir(pathlib.Path(workdir), 'eval')
   title = (f'{model.config.model.name} (step {model.step}) on {spec}, {task.describe()}, '
            f'seed{"s" if len(seeds) > 1 else ""} {",".join(map(str, seeds))}')
   paths = tables.write_tables(rows, out_dir, title=title, notes=notes)
@@ -87,22 +108,24 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
   return summarize(rows)
 
 
-def restore_files(paths: Sequence[str], *, workdir: str, out: str) -> list[pathlib.Path]:
+def restore_files(paths: Sequence[str], *, workdir: str, out: str, overwrite: bool = False) -> list[pathlib.Path]:
   """Restores each image file with a trained model and writes `<out>/<stem>.png`.
 
   The files are observations (e.g. noisy photos); the task's initial estimate
-  maps them to the model's input. Every input is read before anything is
-  written, so a bad file changes nothing.
+  maps them to the model's input. Every input is read and every output name
+  checked before anything is written, so a bad file changes nothing; an
+  output never replaces an input or an existing file (unless `overwrite`),
+  and same-named inputs from different folders get `x.png`, `x-2.png`.
 
   Returns:
     The written paths.
   """
+  targets = safety.output_paths(paths, pathlib.Path(out), overwrite=overwrite)
   model = load_trained(workdir)
   task = task_of(model.config)
   images = [read_image(path, channels=model.config.data.channels) for path in paths]
   written = []
-  for path, image in zip(paths, images):
-    target = pathlib.Path(out) / f'{pathlib.Path(path).stem}.png'
+  for path, image, target in zip(paths, images, targets):
     model_input = np.asarray(task.operator.initial_estimate(image))
     write_image(target, model(model_input[None])[0].clip(0.0, 1.0))
     written.append(target)

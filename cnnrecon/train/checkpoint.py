@@ -8,15 +8,19 @@ again on restore. The manager keeps the last
 asynchronously, and never executes code on load (no pickle).
 """
 
+import contextlib
 import dataclasses
+import os
 import pathlib
-from typing import Any
+import sys
+import time
+from typing import Any, Iterator
 
 import grain
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as policies
 
-from cnnrecon.errors import CnnreconError
+from cnnrecon.errors import CheckpointUnreadable, CnnreconError
 
 BEST_METRIC = 'eval_psnr'
 
@@ -76,11 +80,43 @@ def _saved_fields(state: Any) -> dict[str, Any]:
           if field.metadata.get('pytree_node', True) and field.name != 'frozen'}
 
 
-def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception) -> CnnreconError:
-  return CnnreconError(
-      f'checkpoint {manager.directory / str(step)} is unreadable ({type(error).__name__}: '
-      f'{str(error).splitlines()[0] if str(error) else ""}): move it away to resume from an '
-      'earlier step, or train in a new --workdir')
+@contextlib.contextmanager
+def _damage_reported_once(settle_seconds: float = 0.5) -> Iterator[None]:
+  """Sends fd 2 to /dev/null while a restore runs and, if it fails, while its reads settle.
+
+  When one array of a checkpoint is damaged, orbax closes its event loop while
+  tensorstore's other reads are still running; as they finish, tensorstore's
+  C++ threads print an "Event loop is closed" traceback each, straight to fd 2,
+  where no Python handler can catch them. The caller's one-line error is the
+  report; the CLI then exits without interpreter shutdown (`cli.console_main`).
+  """
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, 'wb') as devnull:
+      os.dup2(devnull.fileno(), 2)
+      try:
+        yield
+      except Exception:
+        time.sleep(settle_seconds)
+        raise
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception) -> CheckpointUnreadable:
+  """One line naming the damaged checkpoint, the cause in brief, and the older steps to resume from."""
+  detail = str(error).splitlines()[0] if str(error) else ''
+  detail = detail.split(' [tensorstore_spec')[0]
+  if len(detail) > 200:
+    detail = detail[:200] + '...'
+  older = [s for s in manager.all_steps() if s < step]
+  fix = (f'resume from an earlier checkpoint with `cnnrecon train ... --from-step {max(older)}` (steps on disk: '
+         f'{", ".join(map(str, sorted(manager.all_steps())))}), or train in a new --workdir' if older else
+         'train in a new --workdir')
+  return CheckpointUnreadable(f'checkpoint {manager.directory / str(step)} is unreadable ({type(error).__name__}: '
+                       f'{detail}): {fix}')
 
 
 def latest_step(manager: ocp.CheckpointManager) -> int | None:
@@ -96,7 +132,8 @@ def has_training_state(manager: ocp.CheckpointManager, step: int) -> bool:
 def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:
   """Reads the config saved with `step`."""
   try:
-    return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))['config']
+    with _damage_reported_once():
+      return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))['config']
   except Exception as error:
     raise _unreadable(manager, step, error) from error
 
@@ -119,7 +156,8 @@ def restore_state(manager: ocp.CheckpointManager, step: int, *, target: Any,
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   try:
-    return target.replace(**manager.restore(step, args=ocp.args.Composite(**items))['state'])
+    with _damage_reported_once():
+      return target.replace(**manager.restore(step, args=ocp.args.Composite(**items))['state'])
   except Exception as error:
     raise _unreadable(manager, step, error) from error
 
@@ -131,7 +169,8 @@ def restore_arrays(manager: ocp.CheckpointManager, step: int) -> dict:
   optimizer state's structure.
   """
   try:
-    return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+    with _damage_reported_once():
+      return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
   except Exception as error:
     raise _unreadable(manager, step, error) from error
 

@@ -45,3 +45,11 @@ def truncate_after(jsonl_path: pathlib.Path, step: int) -> None:
   """Drops log lines past `step` (written after the checkpoint a resumed run restarts from)."""
   if jsonl_path.exists():
     write_jsonl_atomic(jsonl_path, [record for record in read_jsonl(jsonl_path) if record['step'] <= step])
+
+
+def wall_time_logged(jsonl_path: pathlib.Path) -> float:
+  """The training wall time recorded so far (`train/wall_time_s` of the last logged step), 0 if none."""
+  if not jsonl_path.exists():
+    return 0.0
+  times = [record['train/wall_time_s'] for record in read_jsonl(jsonl_path) if 'train/wall_time_s' in record]
+  return float(times[-1]) if times else 0.0

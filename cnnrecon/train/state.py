@@ -81,13 +81,16 @@ def make_schedule(optim_config: ml_collections.ConfigDict, total_steps: int) -> 
                          warmup=warmup, total_steps=total_steps)
 
 
-def make_optimizer(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(optim_config: ml_collections.ConfigDict, total_steps: int, *,
+                   skip_nonfinite: bool = False) -> optax.GradientTransformation:
   """The optimizer `optim.name` names (options in `optim.<name>`), with global-norm clipping.
 
   Args:
     optim_config: `config.optim` (name, learning_rate, warmup_steps, schedule,
       grad_clip, and the chosen optimizer's and schedule's sub-dicts).
     total_steps: length of the schedule (`config.train.steps`).
+    skip_nonfinite: drop updates whose gradients are not finite
+      (`optax.apply_if_finite`; the training loop stops after 10 in a row).
 
   Returns:
     The optax transformation.
@@ -99,6 +102,9 @@ def make_optimizer(optim_config: ml_collections.ConfigDict, total_steps: int) ->
   optimizer = OPTIMIZERS.build(optim_config.name, optim_config.get(optim_config.name), learning_rate=schedule)
   if optim_config.grad_clip > 0:
     optimizer = optax.chain(optax.clip_by_global_norm(optim_config.grad_clip), optimizer)
+  if skip_nonfinite:
+    # The loop, not optax, decides when to give up, so optax never lets a non-finite update through.
+    optimizer = optax.apply_if_finite(optimizer, max_consecutive_errors=2**30)
   return optimizer
 
 

@@ -14,6 +14,7 @@ statistics (inside the model) and metrics over it. `None` means one device.
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from cnnrecon import metrics as metrics_lib
 from cnnrecon.tasks import ReconstructionTask
@@ -37,7 +38,8 @@ def _model_variables(state: TrainState, params=None) -> dict:
 
 
 def train_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
-               axis_name: str | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+               axis_name: str | None = None,
+               skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a (per-device) batch.
 
   Args:
@@ -46,9 +48,13 @@ def train_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
     task: from `cnnrecon.tasks.build_task`; makes model input and target and
       computes the loss.
     axis_name: data-parallel mesh axis, or None on one device.
+    skip_nonfinite: keep the old BatchNorm statistics when the loss or the
+      gradient norm is not finite (`train.on_nonfinite='skip_step'`; the
+      optimizer itself is wrapped in `optax.apply_if_finite`).
 
   Returns:
-    The new state and `{'loss', 'psnr'}` averaged over the global batch.
+    The new state and `{'loss', 'psnr', 'grad_norm'}` averaged over the global
+    batch (`grad_norm` of the averaged gradient, before clipping).
   """
   example = task.prepare(example_keys(state, batch['example_seed']), batch['target'])
 
@@ -59,9 +65,14 @@ def train_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
 
   (loss, (outputs, updates)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
   grads = _mean_over(grads, axis_name)
-  state = state.apply_gradients(grads=grads, batch_stats=updates.get('batch_stats', {}))
+  loss, grad_norm = _mean_over(loss, axis_name), optax.tree.norm(grads)
+  batch_stats = updates.get('batch_stats', {})
+  if skip_nonfinite:
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    batch_stats = jax.tree.map(lambda new, old: jnp.where(finite, new, old), batch_stats, state.batch_stats)
+  state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
   psnr = jnp.mean(metrics_lib.psnr(jnp.clip(outputs, 0.0, 1.0), example['target']))
-  return state, {'loss': _mean_over(loss, axis_name), 'psnr': _mean_over(psnr, axis_name)}
+  return state, {'loss': loss, 'psnr': _mean_over(psnr, axis_name), 'grad_norm': grad_norm}
 
 
 def eval_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,

@@ -6,17 +6,20 @@ saves them as a checkpoint, so `cnnrecon eval` / `denoise` and
 """
 
 import logging
+import math
 import pathlib
 import re
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from cnnrecon import config as config_lib
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
 from cnnrecon.models.registry import build_model
+from cnnrecon.safety import WorkdirLock, check_workdir_usable
 from cnnrecon.train import checkpoint
 from cnnrecon.train.state import TrainState, create_train_state, make_optimizer
 from cnnrecon.weights.dncnn_layers import DEFAULT_BN_EPSILON, ImportedWeights, to_flax
@@ -69,6 +72,15 @@ def load_dncnn_weights(fmt: str, path: str | pathlib.Path, *, depth: int | None 
     layers = read_state_dict(path, fmt, epsilon=model_epsilon)
   return to_flax(layers, depth=depth, features=features, bn_epsilon=model_epsilon,
                  source=f'{fmt}:{path}')
+
+
+def _check_finite_weights(weights: ImportedWeights, path) -> None:
+  """Refuses weights holding NaN or infinite values (a damaged or badly exported file)."""
+  tree = {'params': weights.params, 'batch_stats': weights.batch_stats}
+  for key_path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if not np.all(np.isfinite(np.asarray(leaf))):
+      raise CnnreconError(f'{path} holds non-finite values (NaN or inf) in {jax.tree_util.keystr(key_path)}: '
+                          'the file is damaged or was exported from a diverged run; use another copy')
 
 
 def sigma_from_name(path: str | pathlib.Path) -> float | None:
@@ -153,7 +165,11 @@ def import_to_workdir(fmt: str, path: str | pathlib.Path, workdir: str | pathlib
     raise CnnreconError(f'no published weights importer for model {model!r}: only dncnn weights '
                         f'({", ".join(FORMATS)}) can be imported')
   workdir = pathlib.Path(workdir).absolute()
+  if sigma is not None and not (math.isfinite(sigma) and sigma >= 0):
+    raise CnnreconError(f'--sigma {sigma} must be a finite noise level >= 0 on the 0-255 scale, e.g. --sigma 25')
+  check_workdir_usable(workdir)
   weights = load_dncnn_weights(fmt, path, depth=None, features=None)
+  _check_finite_weights(weights, path)
   if sigma is None:
     sigma = sigma_from_name(path)
   if sigma is None:
@@ -161,10 +177,11 @@ def import_to_workdir(fmt: str, path: str | pathlib.Path, workdir: str | pathlib
     logging.warning('%s names no noise level; recording task.gaussian.sigma=%s (pass sigma to change it)',
                     path, DEFAULT_SIGMA)
   config = import_config(weights, sigma=sigma)
-  step, existing = _import_step(workdir, force)
-  state = _imported_state(config, weights, step)
-  with checkpoint.open_manager(workdir, keep=existing + 1) as manager:
-    checkpoint.save(manager, step, state=state, config=config.to_dict(), data_iterator=None)
-    manager.wait_until_finished()
-  write_file_atomic(workdir / 'config.json', config_lib.config_to_json(config))
+  with WorkdirLock(workdir):
+    step, existing = _import_step(workdir, force)
+    state = _imported_state(config, weights, step)
+    with checkpoint.open_manager(workdir, keep=existing + 1) as manager:
+      checkpoint.save(manager, step, state=state, config=config.to_dict(), data_iterator=None)
+      manager.wait_until_finished()
+    write_file_atomic(workdir / 'config.json', config_lib.config_to_json(config))
   return checkpoint.checkpoint_dir(workdir) / str(step)

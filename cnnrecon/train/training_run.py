@@ -1,0 +1,142 @@
+"""The step loop of one training segment: log, validate, checkpoint, guard against non-finite values and signals."""
+
+import contextlib
+import functools
+import math
+import time
+
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+import tqdm
+
+from cnnrecon import compiler
+from cnnrecon.errors import TrainingDiverged
+from cnnrecon.safety import explain_disk_full
+from cnnrecon.train import checkpoint
+from cnnrecon.train.metric_writer import MetricWriter
+from cnnrecon.train.step import eval_step, train_step
+
+GRID_TAG = 'eval/observed_estimate_target'
+MAX_SKIPPED_IN_A_ROW = 10
+
+
+def _agreed(flag: bool) -> bool:
+  """True when any process says so (every process must call this at the same step)."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+
+
+class TrainingRun:
+  """The training loop's moving parts, so each phase stays a small method."""
+
+  def __init__(self, config, task, workdir, data_parallel, manager, batches, *, progress, skip_nonfinite=False):
+    self.config, self.workdir, self.manager, self.batches = config, workdir, manager, batches
+    self.data_parallel = data_parallel
+    self.progress = progress and jax.process_index() == 0
+    self.skip_nonfinite = skip_nonfinite
+    self.skipped, self.skipped_in_a_row = 0, 0
+    cpu_conv = config.compile.cpu_conv
+    static = {'skip_nonfinite': True} if skip_nonfinite else {}
+    self.train_step = data_parallel.compile_train_step(train_step, cpu_conv=cpu_conv, task=task, **static)
+    self.eval_step = compiler.jit(functools.partial(eval_step, axis_name=None, task=task), cpu_conv=cpu_conv)
+    self.writer = MetricWriter(workdir)
+
+  def check_finite(self, step: int, metrics) -> dict[str, float]:
+    """Fetches a step's metrics; stops the run on a non-finite loss or gradient norm (or skips it)."""
+    values = self.data_parallel.get_metrics(metrics)
+    if math.isfinite(values['loss']) and math.isfinite(values['grad_norm']):
+      self.skipped_in_a_row = 0
+      return values
+    if self.skip_nonfinite:
+      self.skipped += 1
+      self.skipped_in_a_row += 1
+      if self.skipped_in_a_row < MAX_SKIPPED_IN_A_ROW:
+        return values
+    self.manager.wait_until_finished()  # good checkpoints still being written are kept
+    good = checkpoint.latest_step(self.manager)
+    where = (f'the last good checkpoint is step {good} in {checkpoint.checkpoint_dir(self.workdir)}'
+             if good is not None else 'no checkpoint was written')
+    in_a_row = f' ({self.skipped_in_a_row} steps in a row skipped)' if self.skip_nonfinite else ''
+    raise TrainingDiverged(
+        f'training diverged at step {step}: loss {values["loss"]}, gradient norm {values["grad_norm"]}{in_a_row}; '
+        f'nothing non-finite was saved and {where}: lower --config.optim.learning_rate (and resume with '
+        '--force), or set --config.train.on_nonfinite=skip_step')
+
+  def validate(self, step, state, eval_batch) -> dict[str, float]:
+    """Scores the validation crops; logs their model input | estimate | target grid to TensorBoard."""
+    metrics, images = jax.device_get(self.eval_step(self.data_parallel.single_copy(state), eval_batch))
+    if self.writer.enabled:
+      shown = slice(0, self.config.report.grid_examples)
+      columns = [images['model_input'][shown], images['estimate'][shown], np.asarray(eval_batch['target'])[shown]]
+      self.writer.write_image_columns(step, GRID_TAG, columns)
+    return {f'eval/{name}': float(value) for name, value in metrics.items()}
+
+  def save(self, step, state, eval_psnr=None):
+    """Saves asynchronously; a non-finite validation PSNR never makes a checkpoint "best"."""
+    if eval_psnr is not None and not math.isfinite(eval_psnr):
+      eval_psnr = -math.inf
+    with explain_disk_full(f'checkpoint {step} into {checkpoint.checkpoint_dir(self.workdir)}'):
+      checkpoint.save(self.manager, step, state=self.data_parallel.for_checkpoint(state),
+                      config=self.config.to_dict(), data_iterator=self.batches, eval_psnr=eval_psnr)
+
+  def train(self, state, start: int, stop: int, *, eval_batch, signals, wall_time_offset: float = 0.0) -> dict:
+    """Runs steps `start + 1 .. stop`; returns the last metrics and the final host state."""
+    config = self.config.train
+    eval_batch = self.data_parallel.put_for_jit(eval_batch)
+    last = {'step': start}
+    started = last_save = time.perf_counter()
+    window_start, window_steps = started, 0
+    pending = None  # the previous step's metrics, checked once the next step is dispatched
+    bar = tqdm.tqdm(total=stop, initial=start, disable=not self.progress, unit='step', dynamic_ncols=True)
+    with contextlib.closing(self.writer), bar:
+      batch = self.data_parallel.put_batch(next(self.batches)) if start < stop else None
+      for step in range(start + 1, stop + 1):
+        state, metrics = self.train_step(state, batch)
+        if pending is not None:
+          self.check_finite(*pending)
+        pending = (step, metrics)
+        window_steps += 1
+        log = step % config.log_every == 0 or step == stop
+        evaluate = step % config.eval_every == 0 or step == config.steps
+        stopping = _agreed(signals.received is not None)
+        minutes_up = log and _agreed(time.perf_counter() - last_save >= 60 * config.checkpoint_every_minutes)
+        save = evaluate or stopping or step == stop or step % config.checkpoint_every == 0 or minutes_up
+        if log or save:
+          values = self.check_finite(step, metrics)
+          pending = None
+        if log:
+          scalars = {f'train/{k}': v for k, v in values.items()}
+          elapsed = time.perf_counter() - window_start
+          scalars['train/images_per_s'] = window_steps * self.config.data.batch_size / max(elapsed, 1e-9)
+          scalars['train/wall_time_s'] = wall_time_offset + time.perf_counter() - started
+          if self.skip_nonfinite:
+            scalars['train/skipped_steps'] = self.skipped
+          self.writer.write_scalars(step, scalars)
+          bar.set_postfix(loss=f"{scalars['train/loss']:.2e}", psnr=f"{scalars['train/psnr']:.2f}",
+                          img_s=f"{scalars['train/images_per_s']:.0f}")
+          last.update(scalars)
+          window_start, window_steps = time.perf_counter(), 0
+        eval_psnr = None
+        if evaluate:
+          scalars = self.validate(step, state, eval_batch)
+          self.writer.write_scalars(step, scalars)
+          last.update(scalars)
+          eval_psnr = scalars['eval/psnr']
+          window_start = time.perf_counter()
+        if save:
+          self.save(step, state, eval_psnr)
+          last_save = time.perf_counter()
+        bar.update(1)
+        last['step'] = step
+        if stopping:
+          last['stopped_by'] = signals.name or 'another process'
+          break
+        if step < stop:
+          batch = self.data_parallel.put_batch(next(self.batches))
+    with explain_disk_full(f'checkpoints into {checkpoint.checkpoint_dir(self.workdir)}'):
+      self.manager.wait_until_finished()
+    last['wall_time_s'] = wall_time_offset + time.perf_counter() - started
+    last['host_state'] = self.data_parallel.host_state(state)
+    return last
