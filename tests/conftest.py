@@ -49,3 +49,16 @@ def smoke_config(experiment: str = 'denoise_dncnn', **overrides):
   from cnnrecon.config import load_config
   return load_config(str(REPO / 'experiments' / f'{experiment}.py') + ':smoke',
                      [f"{key.replace('__', '.')}={value}" for key, value in overrides.items()])
+
+
+def fails_with_one_line(capsys, argv, *fragments, status: int = 2) -> str:
+  """Runs the CLI in-process; asserts the exit status and one stderr line containing `fragments`."""
+  from cnnrecon import cli
+  got = cli.main([str(arg) for arg in argv])
+  err = capsys.readouterr().err.strip()
+  assert got == status, err
+  assert len(err.splitlines()) == 1, err
+  assert err.startswith('cnnrecon: error: ')
+  for fragment in fragments:
+    assert fragment in err, err
+  return err

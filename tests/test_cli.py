@@ -9,7 +9,7 @@ from PIL import Image
 
 from cnnrecon import cli
 from cnnrecon.evaluation import train_and_evaluate
-from conftest import run_cli, smoke_config
+from conftest import fails_with_one_line, run_cli, smoke_config
 
 SMOKE = ['--config', 'experiments/denoise_dncnn.py:smoke', '--no-progress']
 
@@ -32,18 +32,6 @@ def image_folder(tmp_path):
   Image.fromarray(camera[100:164, 200:264]).save(folder / 'a.png')
   Image.fromarray(camera[300:348, 100:172]).save(folder / 'b.png')
   return folder
-
-
-def _fails_with_one_line(capsys, argv, *fragments):
-  """Runs the CLI in-process; asserts exit status 2 and one stderr line containing `fragments`."""
-  status = cli.main([str(arg) for arg in argv])
-  err = capsys.readouterr().err.strip()
-  assert status == 2
-  assert len(err.splitlines()) == 1, err
-  assert err.startswith('cnnrecon: error: ')
-  for fragment in fragments:
-    assert fragment in err, err
-  return err
 
 
 def test_eval_writes_tables_with_baselines(trained, image_folder, tmp_path, capsys):
@@ -100,7 +88,7 @@ def test_train_report_and_summary(trained):
     ('--config.train.steps=many', ('train.steps',)),
 ])
 def test_bad_config_values(tmp_path, capsys, override, fragments):
-  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'w', override], *fragments)
+  fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'w', override], *fragments)
   assert not (tmp_path / 'w').exists()
 
 
@@ -118,7 +106,7 @@ def test_renamed_config_keys_still_work_with_one_notice(tmp_path, capsys):
 
 
 def test_impossible_seed_stack_depth_names_the_largest_that_fits(tmp_path, capsys):
-  err = _fails_with_one_line(capsys, ['train', '--config', 'experiments/denoise_seed_stack.py:smoke',
+  err = fails_with_one_line(capsys, ['train', '--config', 'experiments/denoise_seed_stack.py:smoke',
                                       '--workdir', tmp_path / 'w', '--config.model.depth=18',
                                       '--config.data.patch_size=32'], '18')
   assert 'at most 5' in err or 'largest depth that fits 32x32 is 5' in err
@@ -126,22 +114,22 @@ def test_impossible_seed_stack_depth_names_the_largest_that_fits(tmp_path, capsy
 
 def test_empty_data_folder(tmp_path, capsys):
   (tmp_path / 'empty').mkdir()
-  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'w',
+  fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'w',
                                 f'--config.data.train={tmp_path / "empty"}'], 'empty')
 
 
 def test_missing_and_non_image_files(trained, tmp_path, capsys):
-  _fails_with_one_line(capsys, ['denoise', tmp_path / 'missing.png', '--workdir', trained, '--out', tmp_path / 'o'],
+  fails_with_one_line(capsys, ['denoise', tmp_path / 'missing.png', '--workdir', trained, '--out', tmp_path / 'o'],
                        'missing.png')
   fake = tmp_path / 'fake.png'
   fake.write_text('not an image')
-  _fails_with_one_line(capsys, ['denoise', fake, '--workdir', trained, '--out', tmp_path / 'o'], 'fake.png')
+  fails_with_one_line(capsys, ['denoise', fake, '--workdir', trained, '--out', tmp_path / 'o'], 'fake.png')
   assert not (tmp_path / 'o').exists()
 
 
 def test_missing_config_file_and_workdir(tmp_path, capsys):
-  _fails_with_one_line(capsys, ['train', '--config', 'experiments/nope.py', '--workdir', tmp_path], 'nope.py')
-  _fails_with_one_line(capsys, ['eval', '--workdir', tmp_path / 'never_trained'], 'never_trained')
+  fails_with_one_line(capsys, ['train', '--config', 'experiments/nope.py', '--workdir', tmp_path], 'nope.py')
+  fails_with_one_line(capsys, ['eval', '--workdir', tmp_path / 'never_trained'], 'never_trained')
 
 
 def test_unreadable_checkpoint_keeps_every_file(trained, tmp_path, capsys):
@@ -151,8 +139,8 @@ def test_unreadable_checkpoint_keeps_every_file(trained, tmp_path, capsys):
     if path.is_file():
       path.write_bytes(b'garbage')
   before = sorted(str(path.relative_to(workdir)) for path in workdir.rglob('*'))
-  _fails_with_one_line(capsys, ['eval', '--workdir', workdir, '--no-baselines'], 'unreadable')
-  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', workdir], 'unreadable')
+  fails_with_one_line(capsys, ['eval', '--workdir', workdir, '--no-baselines'], 'unreadable')
+  fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', workdir], 'unreadable')
   assert sorted(str(path.relative_to(workdir)) for path in workdir.rglob('*')) == before
 
 
@@ -178,7 +166,7 @@ def test_eval_over_several_seeds_averages_single_seed_runs(trained, image_folder
     assert both[method]['psnr'] == pytest.approx(expected, abs=1e-9)
   spread = abs(single[0]['noisy']['psnr'] - single[1]['noisy']['psnr']) / 2**0.5
   assert f"{both['noisy']['psnr']:.2f} ± {spread:.2f}" in (tmp_path / 'both' / 'results.md').read_text()
-  _fails_with_one_line(capsys, ['eval', '--workdir', trained, '--seeds', '0,x'], '--seeds')
+  fails_with_one_line(capsys, ['eval', '--workdir', trained, '--seeds', '0,x'], '--seeds')
 
 
 def test_weights_import_then_eval(tmp_path, image_folder, capsys):
@@ -190,7 +178,7 @@ def test_weights_import_then_eval(tmp_path, image_folder, capsys):
   assert cli.main(['eval', '--workdir', str(tmp_path / 'imported'), '--data', str(image_folder),
                    '--no-baselines', '--out', str(tmp_path / 'eval')]) == 0
   assert 'sigma=25' in capsys.readouterr().out
-  _fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'imported', '--force'], 'init_from')
+  fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'imported', '--force'], 'init_from')
 
 
 def test_fine_tuning_starts_from_imported_weights(tmp_path, capsys):
@@ -212,7 +200,7 @@ def test_fine_tuning_starts_from_imported_weights(tmp_path, capsys):
     np.testing.assert_array_equal(got, want)
   assert cli.main(['train', *SMOKE, '--workdir', str(tmp_path / 'tuned'),
                    f'--config.train.init_from={tmp_path / "imported"}']) == 0
-  _fails_with_one_line(capsys, ['train', '--config', 'experiments/denoise_unet.py:smoke', '--no-progress',
+  fails_with_one_line(capsys, ['train', '--config', 'experiments/denoise_unet.py:smoke', '--no-progress',
                                 '--workdir', tmp_path / 'unet', f'--config.train.init_from={tmp_path / "imported"}'],
                        'does not fit this model')
 
@@ -227,6 +215,6 @@ def test_weights_import_bad_files(tmp_path, capsys):
   cases = [('matconvnet', 'truncated.mat', 'truncated'), ('matconvnet', 'notes.mat', 'HDF5'),
            ('keras', 'narrow.h5', 'Conv_1')]
   for fmt, name, fragment in cases:
-    _fails_with_one_line(capsys, ['weights', 'import', '--format', fmt, tmp_path / name,
+    fails_with_one_line(capsys, ['weights', 'import', '--format', fmt, tmp_path / name,
                                   '--workdir', tmp_path / 'w'], fragment)
   assert not (tmp_path / 'w' / 'checkpoints').exists()

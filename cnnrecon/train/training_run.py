@@ -89,11 +89,17 @@ class TrainingRun:
     started = last_save = time.perf_counter()
     window_start, window_steps = started, 0
     pending = None  # the previous step's metrics, checked once the next step is dispatched
+    save_in_flight = False
     bar = tqdm.tqdm(total=stop, initial=start, disable=not self.progress, unit='step', dynamic_ncols=True)
     with contextlib.closing(self.writer), bar:
       batch = self.data_parallel.put_batch(next(self.batches)) if start < stop else None
       for step in range(start + 1, stop + 1):
         state, metrics = self.train_step(state, batch)
+        if save_in_flight:
+          # The previous step's asynchronous save has had one step to finish; confirming it here bounds
+          # what a SIGKILL can lose to `checkpoint_every` + 1 steps.
+          self.manager.wait_until_finished()
+          save_in_flight = False
         if pending is not None:
           self.check_finite(*pending)
         pending = (step, metrics)
@@ -127,7 +133,7 @@ class TrainingRun:
           window_start = time.perf_counter()
         if save:
           self.save(step, state, eval_psnr)
-          last_save = time.perf_counter()
+          last_save, save_in_flight = time.perf_counter(), True
         bar.update(1)
         last['step'] = step
         if stopping:
