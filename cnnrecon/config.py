@@ -36,6 +36,9 @@ RENAMED_KEYS = {
     'optim.step_boundaries': 'optim.step.boundaries',
     'optim.step_factor': 'optim.step.factor',
 }
+# Keys that change how a run is logged, checkpointed or reported, never its params: resuming may change them.
+RESUME_INDEPENDENT_KEYS = ('train.log_every', 'train.checkpoint_every', 'train.checkpoint_every_minutes',
+                           'train.keep_checkpoints', 'data.num_threads', 'report.baselines', 'report.grid_examples')
 _noticed: set[str] = set()
 
 
@@ -228,12 +231,16 @@ def differing_keys(saved: dict, current: dict) -> list[str]:
   """Lists the dotted keys whose values differ between two config dicts.
 
   Old key names in `saved` are upgraded first, options of components
-  neither config selects are ignored, and a key missing from `saved` counts
-  as its `base_config()` default (it was added to cnnrecon later).
+  neither config selects and `RESUME_INDEPENDENT_KEYS` are ignored, and a
+  key missing from `saved` counts as its `base_config()` default (it was
+  added to cnnrecon later).
   """
   saved = upgrade_renamed_keys(copy.deepcopy(saved), notice=False)
   saved_flat = flatten(selected_components_only(saved))
   current_flat = flatten(selected_components_only(current))
+  for key in RESUME_INDEPENDENT_KEYS:
+    saved_flat.pop(key, None)
+    current_flat.pop(key, None)
   # A key added to cnnrecon after the run was saved took its default value then.
   defaults = flatten(base_config().to_dict())
   for key, value in current_flat.items():
@@ -323,6 +330,7 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.Config
   config.train.steps = 6
   config.train.log_every = 2
   config.train.eval_every = 3
+  config.train.checkpoint_every = 4
   config.optim.warmup_steps = 2
   config.report.baselines = False
   return config

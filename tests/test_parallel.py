@@ -98,3 +98,28 @@ def test_gradient_on_four_devices_equals_one_device(strategy):
           'one, four)); assert max(ratios) < 1e-4, ratios')  # float32 sums in another order
   result = run_python(code, env_extra=FOUR_DEVICES)
   assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step_with_a_checkpoint(tmp_path):
+  import signal
+  import time
+  address = f'127.0.0.1:{_free_port()}'
+  flags = [flag for flag in FLAGS if not flag.startswith('--config.train.steps')]
+  command = [sys.executable, '-m', 'cnnrecon.cli', 'train', *flags, '--config.train.steps=400', '--workdir',
+             str(tmp_path), '--coordinator-address', address, '--num-processes', '2']
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
+  processes = [subprocess.Popen(command + ['--process-id', str(index)], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for index in range(2)]
+  deadline = time.monotonic() + 200
+  while not (tmp_path / 'metrics.jsonl').exists() or len(read_metrics(tmp_path, 'train/loss')) < 3:
+    assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
+    time.sleep(0.05)
+  processes[1].send_signal(signal.SIGTERM)  # only the second process hears it
+  outputs = [process.communicate(timeout=200) for process in processes]
+  stopped = []
+  for process, (stdout, stderr) in zip(processes, outputs):
+    assert process.returncode == 0, stderr
+    stopped.append(int(stdout.split('stopped at step ')[1].split()[0]))
+  assert stopped[0] == stopped[1]
+  assert (tmp_path / 'checkpoints' / str(stopped[0])).is_dir()
