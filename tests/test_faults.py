@@ -91,24 +91,36 @@ def test_skip_step_drops_non_finite_updates_and_gives_up_after_ten(tmp_path, cap
 
 # -------------------------------------------------------------------- signals and SIGKILL
 
-@pytest.mark.parametrize('signum, status', [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
-def test_signal_saves_the_current_step_and_resuming_equals_an_uninterrupted_run(tmp_path, signum, status):
-  flags = ['--config.train.steps=40', '--config.train.eval_every=20', '--config.train.log_every=1']
-  process = _train_process(tmp_path / 'cut', *flags)
-  _wait_for_step(tmp_path / 'cut', 5, process)
+SIGNAL_FLAGS = ['--config.train.steps=40', '--config.train.eval_every=20', '--config.train.log_every=1']
+
+
+def _interrupt(workdir: pathlib.Path, signum: int, expected_status: int) -> int:
+  """Starts a run, sends `signum` after step 5, checks the one line; returns the step it stopped at."""
+  process = _train_process(workdir, *SIGNAL_FLAGS)
+  _wait_for_step(workdir, 5, process)
   process.send_signal(signum)
   stdout, stderr = process.communicate(timeout=120)
-  assert process.returncode == status, stderr
+  assert process.returncode == expected_status, stderr
   assert 'Traceback' not in stderr
   stopped = int(stdout.split('stopped at step ')[1].split()[0])
   assert f'{signal.Signals(signum).name}: stopped at step {stopped} with a checkpoint' in stdout
-  assert max(_steps(tmp_path / 'cut')) == stopped
-  assert run_cli('train', *SMOKE, *flags, '--workdir', tmp_path / 'cut').returncode == 0
-  assert run_cli('train', *SMOKE, *flags, '--workdir', tmp_path / 'straight').returncode == 0
+  assert max(_steps(workdir)) == stopped
+  return stopped
+
+
+def test_sigterm_saves_the_current_step_and_resuming_equals_an_uninterrupted_run(tmp_path):
+  _interrupt(tmp_path / 'cut', signal.SIGTERM, 0)
+  assert run_cli('train', *SMOKE, *SIGNAL_FLAGS, '--workdir', tmp_path / 'cut').returncode == 0
+  assert run_cli('train', *SMOKE, *SIGNAL_FLAGS, '--workdir', tmp_path / 'straight').returncode == 0
   for a, b in zip(jax.tree.leaves(load_trained(tmp_path / 'cut', step=40).variables),
                   jax.tree.leaves(load_trained(tmp_path / 'straight', step=40).variables)):
     np.testing.assert_array_equal(a, b)
   assert _logged_steps(tmp_path / 'cut') == list(range(1, 41))  # no duplicate log lines
+
+
+def test_sigint_saves_the_current_step_and_exits_130(tmp_path):
+  stopped = _interrupt(tmp_path, signal.SIGINT, 130)
+  assert load_trained(tmp_path, step=stopped).step == stopped
 
 
 def test_a_second_signal_during_the_save_changes_nothing(tmp_path):
