@@ -1,1 +1,1 @@
-"""cnnrecon.style."""
+"""cnnrecon.style: image synthesis with a frozen VGG loss network (Gatys image optimisation so far)."""

