@@ -3,7 +3,8 @@
 `VGG(depth=16)(images)` returns a dict of named activations (`conv1_1`,
 `relu1_1`, ..., `pool5`), computing only up to `last_layer`. Param names
 (`conv1_1/kernel`, `conv1_1/bias`, HWIO) are what the importers in
-`cnnrecon.weights.vgg` write. Inputs are RGB (or gray, repeated) NHWC in
+`cnnrecon.weights.vgg` write into a cnnrecon feature-weights file, which
+`load_feature_weights` reads. Inputs are RGB (or gray, repeated) NHWC in
 [0, 1]; the normalisation the weights were trained with is applied inside:
 
 - 'torchvision': RGB, (x - ImageNet mean) / ImageNet std;
@@ -14,6 +15,8 @@ Used as a loss network, its variables are frozen (`TrainState.frozen`,
 `jax.lax.stop_gradient`).
 """
 
+import json
+import pathlib
 from typing import Any
 
 import flax.linen as nn
@@ -101,3 +104,22 @@ class VGG(nn.Module):
       if f'pool{block}' == last:
         return features
     return features
+
+
+def load_feature_weights(path: str | pathlib.Path) -> tuple[dict[str, Any], dict]:
+  """Reads a cnnrecon feature-weights file: (`{'params': {...}}` for `VGG.apply`, manifest)."""
+  path = pathlib.Path(path).with_suffix('.safetensors')
+  manifest_path = path.with_suffix('.json')
+  if not path.is_file() or not manifest_path.is_file():
+    raise CnnreconError(f'feature weights {path} (and its .json) not found: create them with '
+                        '`cnnrecon weights import --format hed|torchvision|keras FILE --out PATH`')
+  params = {}
+  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+  try:
+    tensors = load_file(path)
+  except Exception as error:  # safetensors raises its own and numpy errors
+    raise CnnreconError(f'{path} is truncated or not a .safetensors file: {error}') from error
+  for key, array in tensors.items():
+    layer, kind = key.split('/')
+    params.setdefault(layer, {})[kind] = array
+  return {'params': params}, json.loads(manifest_path.read_text())

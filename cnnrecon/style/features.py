@@ -10,8 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from cnnrecon.errors import CnnreconError
-from cnnrecon.models.vgg import VGG
-from cnnrecon.weights.vgg import load_feature_weights
+from cnnrecon.models.vgg import VGG, load_feature_weights
 
 DEFAULT_FEATURES = 'vgg16-hed'
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
-from cnnrecon.models.vgg import BLOCKS, WIDTHS
+from cnnrecon.models.vgg import BLOCKS, WIDTHS, load_feature_weights  # noqa: F401  (re-exported)
 from cnnrecon.weights.dncnn_layers import first_line
 from cnnrecon.weights.state_dict import load_safetensors, load_torch
 
@@ -147,17 +147,3 @@ def import_feature_weights(fmt: str, source: str | pathlib.Path, out: str | path
   write_file_atomic(out, save(flat))
   write_file_atomic(out.with_suffix('.json'), json.dumps(manifest, indent=2) + '\n')
   return out
-
-
-def load_feature_weights(path: str | pathlib.Path) -> tuple[dict[str, Any], dict]:
-  """Reads a cnnrecon feature-weights file: (`{'params': {...}}` for `VGG.apply`, manifest)."""
-  path = pathlib.Path(path).with_suffix('.safetensors')
-  manifest_path = path.with_suffix('.json')
-  if not path.is_file() or not manifest_path.is_file():
-    raise CnnreconError(f'feature weights {path} (and its .json) not found: create them with '
-                        '`cnnrecon weights import --format hed|torchvision|keras FILE --out PATH`')
-  params = {}
-  for key, array in load_safetensors(path).items():
-    layer, kind = key.split('/')
-    params.setdefault(layer, {})[kind] = array
-  return {'params': params}, json.loads(manifest_path.read_text())
