@@ -242,3 +242,85 @@ def test_gatys_with_hed_weights_meets_the_issue_bounds(tmp_path):
   lbfgs, _ = _style_drop(network, 96, 25, optimizer='lbfgs', learning_rate=1.0)
   reached = next(i for i, h in enumerate(lbfgs) if h['style'] <= history[-1]['style'])
   assert reached < 60
+
+
+# ----------------------------------------------------------------------------- CLI
+
+@pytest.fixture
+def pictures(tmp_path):
+  from PIL import Image
+  folder = tmp_path / 'pictures'
+  folder.mkdir()
+  Image.fromarray(data.astronaut()[::8, ::8]).save(folder / 'content.png')
+  Image.fromarray(data.coffee()[::8, ::8]).save(folder / 'style.png')
+  Image.fromarray(data.chelsea()[::8, ::8]).save(folder / 'style2.png')
+  (folder / 'notes.png').write_text('not an image')
+  return folder
+
+
+def test_stylize_cli_writes_result_side_by_side_and_losses(pictures, tmp_path, capsys):
+  from cnnrecon import cli
+  argv = ['stylize', str(pictures / 'content.png'), '--style', str(pictures / 'style.png'), '--style',
+          str(pictures / 'style2.png'), '--style-weights', '0.7,0.3', '--features', 'random', '--size', '32',
+          '--steps', '3', '--out', str(tmp_path / 'out'), '--no-progress', '--preserve-color']
+  assert cli.main(argv) == 0
+  printed = capsys.readouterr().out
+  assert printed.count('features: random VGG-16 weights') == 1
+  assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
+      'content.png', 'content_losses.json', 'content_side_by_side.png']
+  history = json.loads((tmp_path / 'out' / 'content_losses.json').read_text())['steps']
+  assert len(history) == 4 and set(history[0]) == {'content', 'style', 'tv', 'total', 'seconds'}
+  before = (tmp_path / 'out' / 'content.png').read_bytes()
+  fails_with_one_line(capsys, argv, '--overwrite')
+  assert (tmp_path / 'out' / 'content.png').read_bytes() == before
+
+
+@pytest.mark.parametrize('extra, fragment', [
+    (['--style-weights', '0.7,0.7'], 'sum to 1'),
+    (['--style-weights', '1.0'], '1 weights for 2 --style'),
+    (['--size', '0'], '--size 0'),
+    (['--size', '99999'], '--size 99999'),
+    (['--method', 'fast'], 'not built yet'),
+    (['--method', 'cartoon'], 'unknown --method'),
+    (['--features', 'vgg99'], "feature weights 'vgg99' not found"),
+])
+def test_stylize_bad_input_is_one_line(pictures, tmp_path, capsys, monkeypatch, extra, fragment):
+  monkeypatch.setenv('CNNRECON_HOME', str(tmp_path / 'home'))
+  argv = ['stylize', pictures / 'content.png', '--style', pictures / 'style.png', '--style', pictures / 'style2.png',
+          '--features', 'random', '--size', '32', '--steps', '2', '--out', tmp_path / 'out', '--no-progress']
+  if '--features' in extra:
+    argv = argv[:argv.index('--features')] + argv[argv.index('--features') + 2:]
+  fails_with_one_line(capsys, [*argv, *extra], fragment)
+  assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
+
+
+def test_stylize_refuses_an_unreadable_style_and_writing_onto_an_input(pictures, tmp_path, capsys):
+  fails_with_one_line(capsys, ['stylize', pictures / 'content.png', '--style', pictures / 'notes.png',
+                               '--features', 'random', '--size', '32', '--out', tmp_path / 'o'], 'notes.png')
+  fails_with_one_line(capsys, ['stylize', pictures / 'content.png', '--style', pictures / 'style.png',
+                               '--features', 'random', '--out', pictures], 'would replace the input')
+
+
+def test_weights_import_vgg_and_fetch_failures_are_one_line(tmp_path, capsys, monkeypatch):
+  from cnnrecon import cli
+  from cnnrecon.weights import fetch
+  monkeypatch.setenv('CNNRECON_HOME', str(tmp_path / 'home'))
+  _write_hed(tmp_path / 'hed.h5', _random_vgg16())
+  assert cli.main(['weights', 'import', '--format', 'hed', str(tmp_path / 'hed.h5')]) == 0
+  assert (tmp_path / 'home' / 'weights' / 'vgg16-hed.safetensors').is_file()
+  assert 'vgg16-hed' in capsys.readouterr().out
+
+  def offline(*args, **kwargs):
+    raise OSError('Network is unreachable')
+
+  monkeypatch.setattr(fetch, '_download_url', offline)
+  fails_with_one_line(capsys, ['weights', 'fetch', 'vgg16'], 'could not download vgg16',
+                      'cnnrecon weights import --format torchvision')
+
+  def wrong_file(url, target):
+    target.write_bytes(b'not the weights')
+
+  monkeypatch.setattr(fetch, '_download_url', wrong_file)
+  fails_with_one_line(capsys, ['weights', 'fetch', 'vgg19'], 'checksum mismatch')
+  assert not (tmp_path / 'home' / 'weights' / 'vgg19.safetensors').exists()
+  fails_with_one_line(capsys, ['weights', 'fetch', 'alexnet'], "unknown weights 'alexnet'")
