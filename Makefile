@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo demo-style test bench clean
 
 install: $(STAMP)
 
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/cnnrecon train --config experiments/denoise_dncnn.py:demo --workdir runs/demo
 	@echo "report: runs/demo/report.md (tables in runs/demo/eval/)"
+
+# Gatys style transfer of a bundled photo (VGG-16 hed weights: cached, ../shared, or fetched).
+demo-style: install
+	$(BIN)/python scripts/demo_style.py
 
 # pytest exits 5 when it collected no tests: that is a failure too.
 test: install
