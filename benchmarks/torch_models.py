@@ -5,6 +5,7 @@ against, so each network mirrors its flax module in `cnnrecon/models/`
 (same convs, BatchNorm placement, pooling, upsampling and residual output).
 """
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
@@ -75,3 +76,42 @@ def build(model_config, channels: int) -> nn.Module:
   if model_config.name == 'unet':
     return UNet(model_config.depth, model_config.features, channels)
   raise ValueError(f'no PyTorch twin for model {model_config.name!r}')
+
+
+class VGGFeatures(nn.Module):
+  """VGG-16 up to relu5_1 with average pooling and torchvision preprocessing, from cnnrecon's HWIO params."""
+
+  def __init__(self, params):
+    super().__init__()
+    import torch
+    self.names, self.layers = [], nn.ModuleList()
+    for block, convs in enumerate((2, 2, 3, 3, 3), start=1):
+      for conv in range(1, convs + 1):
+        name = f'conv{block}_{conv}'
+        kernel = torch.from_numpy(np.array(params[name]['kernel'])).permute(3, 2, 0, 1)
+        layer = nn.Conv2d(kernel.shape[1], kernel.shape[0], 3, padding=1)
+        layer.weight.data.copy_(kernel)
+        layer.bias.data.copy_(torch.from_numpy(np.array(params[name]['bias'])))
+        self.layers.append(layer)
+        self.names.append(f'relu{block}_{conv}')
+        if name == 'conv5_1':
+          break
+    self.register_buffer('mean', torch.tensor([0.485, 0.456, 0.406])[:, None, None])
+    self.register_buffer('std', torch.tensor([0.229, 0.224, 0.225])[:, None, None])
+
+  def forward(self, x):
+    x = (x - self.mean) / self.std
+    features = {}
+    for index, (name, layer) in enumerate(zip(self.names, self.layers)):
+      x = functional.relu(layer(x))
+      features[name] = x
+      if index + 1 < len(self.names) and self.names[index + 1].endswith('_1'):
+        x = functional.avg_pool2d(x, 2)
+    return features
+
+
+def gram(features):
+  """Johnson-normalised Gram matrices [B, C, C] of NCHW features."""
+  batch, channels, height, width = features.shape
+  flat = features.reshape(batch, channels, height * width)
+  return flat @ flat.transpose(1, 2) / (channels * height * width)

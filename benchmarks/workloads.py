@@ -8,6 +8,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from cnnrecon import compiler
 from cnnrecon.config import base_config, load_config
@@ -18,7 +19,9 @@ from cnnrecon.train.parallel import AXIS, DataParallel, per_process_batch_size
 from cnnrecon.train.state import create_train_state, make_optimizer
 from cnnrecon.train.step import train_step
 
-NAMES = ('dncnn17_train', 'unet_train', 'demo_train', 'dncnn17_infer_b1', 'dncnn17_infer_b8', 'data_pipeline')
+NAMES = ('dncnn17_train', 'unet_train', 'demo_train', 'dncnn17_infer_b1', 'dncnn17_infer_b8', 'gatys_step',
+         'data_pipeline')
+GATYS_SIDE = 256
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / 'experiments'
 INFERENCE_SIDE = 512
 
@@ -80,8 +83,37 @@ def _inference_call(config, batch: int, args):
   return (lambda: jax.block_until_ready(apply(variables, images))), flops
 
 
+def _gatys_images():
+  rng = np.random.default_rng(0)
+  return (rng.random((GATYS_SIDE, GATYS_SIDE, 3), dtype=np.float32),
+          rng.random((GATYS_SIDE, GATYS_SIDE, 3), dtype=np.float32))
+
+
+def _gatys_call():
+  """One Adam step of `cnnrecon.style.gatys` (VGG-16, random weights, 256x256) and its FLOPs."""
+  from cnnrecon.style import gatys
+  from cnnrecon.style.features import load_loss_network
+  settings = gatys.GatysSettings()
+  network = load_loss_network('random', last_layer='relu5_1')
+  content, style = _gatys_images()
+  loss = gatys.make_loss(network, content, gatys.blended_grams(network, [style], [1.0], settings.style_layers),
+                         settings)
+  optimizer = optax.adam(settings.learning_rate)
+  step = gatys._adam_step(loss, optimizer)  # pylint: disable=protected-access
+  holder = {'image': jnp.asarray(content[None])}
+  holder['state'] = optimizer.init(holder['image'])
+  flops = step.lower(holder['image'], holder['state']).compile().cost_analysis()['flops']
+
+  def call():
+    holder['image'], holder['state'], parts = step(holder['image'], holder['state'])
+    jax.block_until_ready(parts)
+  return call, flops, network.variables['params']
+
+
 def cnnrecon_call(name: str, args):
   """(call, flops) of a workload on the cnnrecon side."""
+  if name == 'gatys_step':
+    return _gatys_call()[:2]
   config = workload_config(name, args.dtype)
   if name.endswith('_train'):
     return _train_step_call(config, args)
@@ -99,6 +131,8 @@ def torch_call(name: str, args):
   torch.set_num_threads(len(os.sched_getaffinity(0)))
   device = 'cuda' if args.device == 'gpu' else 'cpu'
   sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+  if name == 'gatys_step':
+    return _torch_gatys_call(torch, torch_models, device, sync)
   config = workload_config(name, args.dtype)
   net = torch_models.build(config.model, channels=1).to(device)
   if args.torch_compile:
@@ -126,6 +160,34 @@ def torch_call(name: str, args):
       net(images)
     sync()
   return infer
+
+
+def _torch_gatys_call(torch, torch_models, device, sync):
+  """The same Gatys Adam step in PyTorch, with the same VGG weights, layers and loss weights."""
+  from cnnrecon.style import gatys
+  settings = gatys.GatysSettings()
+  _, _, params = _gatys_call()
+  vgg = torch_models.VGGFeatures(params).to(device)
+  content, style = (torch.from_numpy(image).permute(2, 0, 1)[None].to(device) for image in _gatys_images())
+  with torch.no_grad():
+    content_targets = vgg(content)
+    style_grams = {layer: torch_models.gram(vgg(style)[layer]) for layer in settings.style_layers}
+  image = content.clone().requires_grad_(True)
+  optimizer = torch.optim.Adam([image], lr=settings.learning_rate)
+
+  def step():
+    features = vgg(image)
+    content_loss = sum(torch.mean((features[l] - content_targets[l]) ** 2) for l in settings.content_layers)
+    style_loss = sum(torch.sum((torch_models.gram(features[l]) - style_grams[l]) ** 2) for l in settings.style_layers)
+    tv = (image[:, :, 1:] - image[:, :, :-1]).abs().sum() + (image[:, :, :, 1:] - image[:, :, :, :-1]).abs().sum()
+    loss = settings.content_weight * content_loss + settings.style_weight * style_loss + settings.tv_weight * tv
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+      image.clamp_(0, 1)
+    sync()
+  return step
 
 
 def data_pipeline(args, median_ms) -> dict:
