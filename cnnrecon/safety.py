@@ -152,18 +152,26 @@ def check_results_dir(out: pathlib.Path, names: Sequence[str], *, overwrite: boo
 
 
 def output_paths(inputs: Sequence[str | os.PathLike], out: pathlib.Path, *, suffix: str = '.png',
-                 overwrite: bool = False) -> list[pathlib.Path]:
+                 overwrite: bool = False, also_inputs: Sequence[str | os.PathLike] = ()) -> list[pathlib.Path]:
   """One output file per input in `out`, never an input itself, never shared, never an existing file.
 
   Same-named inputs from different folders (a/x.png, b/x.png) get x.png and
   x-2.png, in input order.
+
+  Args:
+    inputs: the files that each get an output.
+    out: the output folder.
+    suffix: appended to each input's stem.
+    overwrite: allow replacing existing files (never inputs).
+    also_inputs: further files the command reads (e.g. style images), which
+      must not be replaced either.
 
   Raises:
     CnnreconError: an output would replace one of the inputs, or an existing
       file (unless `overwrite`).
   """
   check_output_dir(out)
-  sources = {pathlib.Path(path).resolve() for path in inputs}
+  sources = {pathlib.Path(path).resolve() for path in [*inputs, *also_inputs]}
   taken: set[str] = set()
   outputs = []
   for path in inputs:

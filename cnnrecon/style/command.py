@@ -72,11 +72,8 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
     raise CnnreconError(f'--size {size} must be between 1 and {MAX_SIZE} pixels (the longer side)')
   blend = parse_blend(style_weights, len(styles))
   out_dir = pathlib.Path(out)
-  outputs = [safety.output_paths(contents, out_dir, suffix=suffix, overwrite=overwrite)
+  outputs = [safety.output_paths(contents, out_dir, suffix=suffix, overwrite=overwrite, also_inputs=styles)
              for suffix in ('.png', '_side_by_side.png', '_losses.json')]
-  sources = {pathlib.Path(path).resolve() for path in [*contents, *styles]}
-  if any(path.resolve() in sources for group in outputs for path in group):
-    raise CnnreconError(f'--out {out} would overwrite an input image: pass another --out')
   content_images = [_resized(read_image(path, channels=3), size) for path in contents]
   style_images = [_resized(read_image(path, channels=3), size) for path in styles]
   settings = gatys.GatysSettings(steps=steps, optimizer=optimizer,
