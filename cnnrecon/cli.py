@@ -89,6 +89,8 @@ def _build_parser() -> argparse.ArgumentParser:
   stylize.add_argument('--size', type=int, default=512, help='longer side of the result in pixels')
   stylize.add_argument('--steps', type=int, default=200, help='optimisation steps (gatys)')
   stylize.add_argument('--optimizer', default='adam', choices=('adam', 'lbfgs'))
+  stylize.add_argument('--init', default='content', help='start from the content (default), the style or noise')
+  stylize.add_argument('--pyramid', type=int, default=1, help='coarse-to-fine levels (each runs --steps steps)')
   stylize.add_argument('--features', default='vgg16-hed', help='loss-network weights: a name in '
                        '$CNNRECON_HOME/weights, a .safetensors path, or random (a texture baseline)')
   stylize.add_argument('--preserve-color', action='store_true', help='keep the content image\'s colours')
@@ -196,7 +198,8 @@ def _stylize(args, extra):
   _no_extra(extra)
   stylize_files(args.contents, args.style, out=args.out, method=args.method, size=args.size, steps=args.steps,
                 optimizer=args.optimizer, style_weights=args.style_weights, features=args.features,
-                keep_colors=args.preserve_color, overwrite=args.overwrite, progress=not args.no_progress)
+                keep_colors=args.preserve_color, init=args.init, pyramid=args.pyramid, overwrite=args.overwrite,
+                progress=not args.no_progress)
 
 
 def _denoise(args, extra):

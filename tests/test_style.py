@@ -267,7 +267,7 @@ def test_stylize_cli_writes_result_side_by_side_and_losses(pictures, tmp_path, c
   assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
       'content.png', 'content_losses.json', 'content_side_by_side.png']
   history = json.loads((tmp_path / 'out' / 'content_losses.json').read_text())['steps']
-  assert len(history) == 4 and set(history[0]) == {'content', 'style', 'tv', 'total', 'seconds'}
+  assert len(history) == 4 and set(history[0]) == {'content', 'style', 'tv', 'total', 'seconds', 'level'}
   before = (tmp_path / 'out' / 'content.png').read_bytes()
   fails_with_one_line(capsys, argv, '--overwrite')
   assert (tmp_path / 'out' / 'content.png').read_bytes() == before
@@ -280,6 +280,8 @@ def test_stylize_cli_writes_result_side_by_side_and_losses(pictures, tmp_path, c
     (['--size', '99999'], '--size 99999'),
     (['--method', 'fast'], 'not built yet'),
     (['--method', 'cartoon'], 'unknown --method'),
+    (['--init', 'zeros'], "unknown init 'zeros'"),
+    (['--pyramid', '0'], '--pyramid 0'),
     (['--features', 'vgg99'], "feature weights 'vgg99' not found"),
 ])
 def test_stylize_bad_input_is_one_line(pictures, tmp_path, capsys, monkeypatch, extra, fragment):
@@ -322,3 +324,14 @@ def test_weights_import_vgg_and_fetch_failures_are_one_line(tmp_path, capsys, mo
   fails_with_one_line(capsys, ['weights', 'fetch', 'vgg19'], 'checksum mismatch')
   assert not (tmp_path / 'home' / 'weights' / 'vgg19.safetensors').exists()
   fails_with_one_line(capsys, ['weights', 'fetch', 'alexnet'], "unknown weights 'alexnet'")
+
+
+def test_pyramid_and_noise_init_run_coarse_to_fine(pictures, tmp_path):
+  from cnnrecon import cli
+  assert cli.main(['stylize', str(pictures / 'content.png'), '--style', str(pictures / 'style.png'), '--features',
+                   'random', '--size', '64', '--steps', '2', '--pyramid', '2', '--init', 'noise', '--out',
+                   str(tmp_path / 'out'), '--no-progress']) == 0
+  history = json.loads((tmp_path / 'out' / 'content_losses.json').read_text())['steps']
+  assert [entry['level'] for entry in history] == [0, 0, 0, 1, 1, 1]
+  from PIL import Image
+  assert Image.open(tmp_path / 'out' / 'content.png').size == (64, 64)

@@ -52,13 +52,15 @@ def preserve_color(result: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, method: str = 'gatys',
                   size: int = 512, steps: int = 200, optimizer: str = 'adam', style_weights: str | None = None,
-                  features: str = DEFAULT_FEATURES, keep_colors: bool = False, overwrite: bool = False,
-                  progress: bool = True) -> list[pathlib.Path]:
+                  features: str = DEFAULT_FEATURES, keep_colors: bool = False, init: str = 'content',
+                  pyramid: int = 1, overwrite: bool = False, progress: bool = True) -> list[pathlib.Path]:
   """Stylises every content image with the blended `styles`; writes three files per content image.
 
   `<out>/<stem>.png` (the result), `<stem>_side_by_side.png` (content | style |
   result) and `<stem>_losses.json` (content, style, TV, total, seconds per
   step). Every input is read and every output name checked before any work.
+  `init` starts from the content, the (first) style or noise; `pyramid` > 1
+  optimises coarse to fine over that many scales (`gatys.stylize_pyramid`).
 
   Returns:
     The result PNG paths.
@@ -76,13 +78,16 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
              for suffix in ('.png', '_side_by_side.png', '_losses.json')]
   content_images = [_resized(read_image(path, channels=3), size) for path in contents]
   style_images = [_resized(read_image(path, channels=3), size) for path in styles]
-  settings = gatys.GatysSettings(steps=steps, optimizer=optimizer,
+  settings = gatys.GatysSettings(steps=steps, optimizer=optimizer, init=init,
                                  learning_rate=1.0 if optimizer == 'lbfgs' else 0.02)
+  if pyramid < 1:
+    raise CnnreconError(f'--pyramid {pyramid} must be >= 1 (1 = no pyramid)')
   network = load_loss_network(features, last_layer=deepest(settings.content_layers + settings.style_layers))
   print(f'features: {network.description}')
   written = []
   for content, result_path, side_path, losses_path in zip(content_images, *outputs):
-    result, history = gatys.stylize(network, content, style_images, blend=blend, settings=settings, progress=progress)
+    result, history = gatys.stylize_pyramid(network, content, style_images, levels=pyramid, blend=blend,
+                                            settings=settings, progress=progress)
     if keep_colors:
       result = preserve_color(result, content)
     style_shown = np.asarray(jax.image.resize(jnp.asarray(style_images[0]), content.shape, 'bilinear')).clip(0, 1)

@@ -112,7 +112,7 @@ def _lbfgs_step(loss, optimizer):
 
 def stylize(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarray], *,
             blend: Sequence[float] | None = None, settings: GatysSettings = GatysSettings(),
-            progress: bool = True) -> tuple[np.ndarray, list[dict[str, float]]]:
+            initial: np.ndarray | None = None, progress: bool = True) -> tuple[np.ndarray, list[dict[str, float]]]:
   """Optimises an image with the content of `content` and the style of `styles`.
 
   Args:
@@ -121,6 +121,8 @@ def stylize(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarr
     styles: HxWx3 float images in [0, 1] (any sizes).
     blend: one weight per style, summing to 1 (default: equal).
     settings: weights, layers, optimiser, steps, init.
+    initial: a starting image of the content's shape (e.g. a coarser level's
+      result, upsampled), instead of `settings.init`.
     progress: show a progress bar with the losses.
 
   Returns:
@@ -130,7 +132,7 @@ def stylize(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarr
   blend = list(blend) if blend is not None else [1.0 / len(styles)] * len(styles)
   grams = blended_grams(network, styles, blend, settings.style_layers)
   loss = make_loss(network, content, grams, settings)
-  image = _initial_image(content, styles[0], settings)
+  image = _initial_image(content, styles[0], settings) if initial is None else jnp.asarray(initial[None], jnp.float32)
   if settings.optimizer == 'adam':
     optimizer = optax.adam(settings.learning_rate)
     step = _adam_step(loss, optimizer)
@@ -156,3 +158,26 @@ def _record(parts: dict, settings: GatysSettings, seconds: float) -> dict[str, f
                      + settings.tv_weight * values['tv'])
   values['seconds'] = seconds
   return values
+
+
+def stylize_pyramid(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarray], *, levels: int,
+                    blend: Sequence[float] | None = None, settings: GatysSettings = GatysSettings(),
+                    progress: bool = True) -> tuple[np.ndarray, list[dict[str, float]]]:
+  """Coarse to fine: optimise at 1/2^(levels-1) of the size first, then upsample the result and go on.
+
+  Each level runs `settings.steps` steps; the styles keep their given size at
+  every level (their Gram matrices do not depend on the image size), and the
+  history gets a `level` entry (0 = coarsest).
+  """
+  if levels < 1:
+    raise CnnreconError(f'--pyramid {levels} must be >= 1 (1 = no pyramid)')
+  result, history = None, []
+  for level in range(levels):
+    scale = 2 ** (levels - 1 - level)
+    shape = (max(16, content.shape[0] // scale), max(16, content.shape[1] // scale), content.shape[2])
+    content_level = np.asarray(jax.image.resize(jnp.asarray(content), shape, 'lanczos3', antialias=True).clip(0, 1))
+    initial = None if result is None else np.asarray(jax.image.resize(jnp.asarray(result), shape, 'bilinear'))
+    result, level_history = stylize(network, content_level, styles, blend=blend, settings=settings,
+                                    initial=initial, progress=progress)
+    history += [{**entry, 'level': level} for entry in level_history]
+  return result, history
