@@ -113,14 +113,15 @@ class TrainingRun:
           values = self.check_finite(step, metrics)
           pending = None
         if log:
-          scalars = {f'train/{k}': v for k, v in values.items()}
+          # A step skipped for non-finite values (skip_step) logs only what is finite.
+          scalars = {f'train/{k}': v for k, v in values.items() if math.isfinite(v)}
           elapsed = time.perf_counter() - window_start
           scalars['train/images_per_s'] = window_steps * self.config.data.batch_size / max(elapsed, 1e-9)
           scalars['train/wall_time_s'] = wall_time_offset + time.perf_counter() - started
           if self.skip_nonfinite:
             scalars['train/skipped_steps'] = self.skipped
           self.writer.write_scalars(step, scalars)
-          bar.set_postfix(loss=f"{scalars['train/loss']:.2e}", psnr=f"{scalars['train/psnr']:.2f}",
+          bar.set_postfix(loss=f"{values['loss']:.2e}", psnr=f"{values['psnr']:.2f}",
                           img_s=f"{scalars['train/images_per_s']:.0f}")
           last.update(scalars)
           window_start, window_steps = time.perf_counter(), 0
