@@ -91,6 +91,11 @@ def _build_parser() -> argparse.ArgumentParser:
   stylize.add_argument('--optimizer', default='adam', choices=('adam', 'lbfgs'))
   stylize.add_argument('--init', default='content', help='start from the content (default), the style or noise')
   stylize.add_argument('--pyramid', type=int, default=1, help='coarse-to-fine levels (each runs --steps steps)')
+  stylize.add_argument('--style-layers', default=None, help='VGG layers of the style loss, e.g. relu1_1,relu2_1 '
+                       '(default relu1_1..relu5_1)')
+  stylize.add_argument('--style-layer-weights', default=None, help='one weight per style layer, e.g. 1,0.5')
+  stylize.add_argument('--gram', default='johnson', help='Gram normalisation: johnson (1/CHW) or gatys '
+                       '(1/(4 N^2 M^2) in the loss)')
   stylize.add_argument('--features', default='vgg16-hed', help='loss-network weights: a name in '
                        '$CNNRECON_HOME/weights, a .safetensors path, or random (a texture baseline)')
   stylize.add_argument('--preserve-color', action='store_true', help='keep the content image\'s colours')
@@ -198,8 +203,9 @@ def _stylize(args, extra):
   _no_extra(extra)
   stylize_files(args.contents, args.style, out=args.out, method=args.method, size=args.size, steps=args.steps,
                 optimizer=args.optimizer, style_weights=args.style_weights, features=args.features,
-                keep_colors=args.preserve_color, init=args.init, pyramid=args.pyramid, overwrite=args.overwrite,
-                progress=not args.no_progress)
+                keep_colors=args.preserve_color, init=args.init, pyramid=args.pyramid,
+                style_layers=args.style_layers, style_layer_weights=args.style_layer_weights, gram=args.gram,
+                overwrite=args.overwrite, progress=not args.no_progress)
 
 
 def _denoise(args, extra):

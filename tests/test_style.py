@@ -282,6 +282,10 @@ def test_stylize_cli_writes_result_side_by_side_and_losses(pictures, tmp_path, c
     (['--method', 'cartoon'], 'unknown --method'),
     (['--init', 'zeros'], "unknown init 'zeros'"),
     (['--pyramid', '0'], '--pyramid 0'),
+    (['--style-layers', 'relu1_1,relu9_1'], "no layer 'relu9_1'"),
+    (['--style-layers', 'relu1_1,relu2_1', '--style-layer-weights', '1'], '1 style layer weights for 2'),
+    (['--style-layer-weights', '1,x'], 'not a comma-separated list'),
+    (['--gram', 'frobenius'], "unknown Gram normalisation 'frobenius'"),
     (['--features', 'vgg99'], "feature weights 'vgg99' not found"),
 ])
 def test_stylize_bad_input_is_one_line(pictures, tmp_path, capsys, monkeypatch, extra, fragment):
@@ -335,3 +339,31 @@ def test_pyramid_and_noise_init_run_coarse_to_fine(pictures, tmp_path):
   assert [entry['level'] for entry in history] == [0, 0, 0, 1, 1, 1]
   from PIL import Image
   assert Image.open(tmp_path / 'out' / 'content.png').size == (64, 64)
+
+
+def test_style_layer_weights_and_gram_normalisation_reach_the_loss():
+  network = load_loss_network('random', last_layer='relu3_1')
+  content, style = _content_and_style(32)
+  image = jnp.asarray(content[None] * 0.5)
+
+  def style_loss(**fields):
+    settings = gatys.GatysSettings(style_layers=('relu1_1', 'relu3_1'), content_layers=('relu3_1',), **fields)
+    grams = gatys.blended_grams(network, [style], [1.0], settings.style_layers,
+                                normalisation=settings.gram_normalisation)
+    return float(gatys.make_loss(network, content, grams, settings)(image)[1]['style'])
+
+  plain = style_loss()
+  assert style_loss(style_layer_weights=(2.0, 2.0)) == pytest.approx(2 * plain, rel=1e-5)
+  only_first = style_loss(style_layer_weights=(1.0, 0.0))
+  only_last = style_loss(style_layer_weights=(0.0, 1.0))
+  assert only_first + only_last == pytest.approx(plain, rel=1e-5)
+  assert style_loss(gram_normalisation='gatys') != pytest.approx(plain, rel=1e-2)
+
+
+def test_stylize_cli_with_layer_weights_and_gatys_normalisation(pictures, tmp_path):
+  from cnnrecon import cli
+  assert cli.main(['stylize', str(pictures / 'content.png'), '--style', str(pictures / 'style.png'), '--features',
+                   'random', '--size', '32', '--steps', '2', '--style-layers', 'relu1_1,relu2_1',
+                   '--style-layer-weights', '1,0.5', '--gram', 'gatys', '--out', str(tmp_path / 'o'),
+                   '--no-progress']) == 0
+  assert (tmp_path / 'o' / 'content.png').is_file()

@@ -36,6 +36,15 @@ def parse_blend(text: str | None, count: int) -> list[float]:
   return weights
 
 
+def _numbers(text: str | None, flag: str) -> tuple[float, ...] | None:
+  if text is None:
+    return None
+  try:
+    return tuple(float(part) for part in text.split(','))
+  except ValueError:
+    raise CnnreconError(f'{flag} {text!r} is not a comma-separated list of numbers') from None
+
+
 def _resized(image: np.ndarray, size: int) -> np.ndarray:
   """`image` scaled so that its longer side is `size` (antialiased)."""
   scale = size / max(image.shape[:2])
@@ -53,7 +62,8 @@ def preserve_color(result: np.ndarray, content: np.ndarray) -> np.ndarray:
 def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, method: str = 'gatys',
                   size: int = 512, steps: int = 200, optimizer: str = 'adam', style_weights: str | None = None,
                   features: str = DEFAULT_FEATURES, keep_colors: bool = False, init: str = 'content',
-                  pyramid: int = 1, overwrite: bool = False, progress: bool = True) -> list[pathlib.Path]:
+                  pyramid: int = 1, style_layers: str | None = None, style_layer_weights: str | None = None,
+                  gram: str = 'johnson', overwrite: bool = False, progress: bool = True) -> list[pathlib.Path]:
   """Stylises every content image with the blended `styles`; writes three files per content image.
 
   `<out>/<stem>.png` (the result), `<stem>_side_by_side.png` (content | style |
@@ -78,8 +88,10 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
              for suffix in ('.png', '_side_by_side.png', '_losses.json')]
   content_images = [_resized(read_image(path, channels=3), size) for path in contents]
   style_images = [_resized(read_image(path, channels=3), size) for path in styles]
-  settings = gatys.GatysSettings(steps=steps, optimizer=optimizer, init=init,
-                                 learning_rate=1.0 if optimizer == 'lbfgs' else 0.02)
+  layers = tuple(style_layers.split(',')) if style_layers else gatys.STYLE_LAYERS
+  settings = gatys.GatysSettings(steps=steps, optimizer=optimizer, init=init, style_layers=layers,
+                                 style_layer_weights=_numbers(style_layer_weights, '--style-layer-weights'),
+                                 gram_normalisation=gram, learning_rate=1.0 if optimizer == 'lbfgs' else 0.02)
   if pyramid < 1:
     raise CnnreconError(f'--pyramid {pyramid} must be >= 1 (1 = no pyramid)')
   network = load_loss_network(features, last_layer=deepest(settings.content_layers + settings.style_layers))

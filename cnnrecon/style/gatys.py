@@ -19,6 +19,7 @@ import tqdm
 
 from cnnrecon import losses
 from cnnrecon.errors import CnnreconError
+from cnnrecon.models.vgg import layer_names
 from cnnrecon.style.features import LossNetwork
 
 CONTENT_LAYERS = ('relu4_2',)
@@ -36,6 +37,8 @@ class GatysSettings:
   tv_weight: float = 1e-5
   content_layers: tuple[str, ...] = CONTENT_LAYERS
   style_layers: tuple[str, ...] = STYLE_LAYERS
+  style_layer_weights: tuple[float, ...] | None = None  # one per style layer; None = all 1
+  gram_normalisation: str = 'johnson'  # or 'gatys' (see losses.style_loss)
   optimizer: str = 'adam'
   learning_rate: float = 0.02
   steps: int = 200
@@ -49,16 +52,34 @@ class GatysSettings:
       raise CnnreconError(f'unknown init {self.init!r}: use content, style or noise')
     if self.steps < 1:
       raise CnnreconError(f'steps={self.steps} must be >= 1')
+    if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
+      raise CnnreconError(f'{len(self.style_layer_weights)} style layer weights for {len(self.style_layers)} style '
+                          'layers: give one weight per layer')
+    unknown = [layer for layer in self.content_layers + self.style_layers if layer not in layer_names(19)]
+    if unknown:
+      raise CnnreconError(f'VGG has no layer {unknown[0]!r}: use names like relu1_1, relu4_2, conv3_1, pool2')
+    if self.gram_normalisation not in losses.GRAM_NORMALISATIONS:
+      raise CnnreconError(f'unknown Gram normalisation {self.gram_normalisation!r}: use johnson or gatys')
+
+  @property
+  def layer_weights(self) -> tuple[float, ...]:
+    """The weight of each style layer."""
+    return self.style_layer_weights or (1.0,) * len(self.style_layers)
 
 
 def blended_grams(network: LossNetwork, styles: Sequence[np.ndarray], blend: Sequence[float],
-                  layers: Sequence[str]) -> dict[str, jax.Array]:
-  """The blend-weighted Gram matrices of several style images (each may have its own size)."""
+                  layers: Sequence[str], *, normalisation: str = 'johnson') -> dict[str, jax.Array]:
+  """The blend-weighted Gram matrices of several style images.
+
+  With 'johnson' normalisation style images of any size mix; with 'gatys' (plain
+  sums) they should share the content's size, since the loss divides by the
+  optimised image's size.
+  """
   grams = {layer: 0.0 for layer in layers}
   for style, weight in zip(styles, blend):
     features = network(jnp.asarray(style[None], jnp.float32))
     for layer in layers:
-      grams[layer] = grams[layer] + weight * losses.gram_matrix(features[layer])
+      grams[layer] = grams[layer] + weight * losses.gram_matrix(features[layer], normalisation=normalisation)
   return grams
 
 
@@ -71,7 +92,8 @@ def make_loss(network: LossNetwork, content: np.ndarray, style_grams: dict, sett
     features = network(image)
     parts = {
         'content': sum(losses.content_loss(features[l], content_targets[l]) for l in settings.content_layers),
-        'style': sum(losses.style_loss(features[l], style_grams[l]) for l in settings.style_layers),
+        'style': sum(weight * losses.style_loss(features[l], style_grams[l], normalisation=settings.gram_normalisation)
+                     for l, weight in zip(settings.style_layers, settings.layer_weights)),
         'tv': losses.total_variation(image),
     }
     total = (settings.content_weight * parts['content'] + settings.style_weight * parts['style']
@@ -130,7 +152,7 @@ def stylize(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarr
     seconds since the start, the first entry being the initial image).
   """
   blend = list(blend) if blend is not None else [1.0 / len(styles)] * len(styles)
-  grams = blended_grams(network, styles, blend, settings.style_layers)
+  grams = blended_grams(network, styles, blend, settings.style_layers, normalisation=settings.gram_normalisation)
   loss = make_loss(network, content, grams, settings)
   image = _initial_image(content, styles[0], settings) if initial is None else jnp.asarray(initial[None], jnp.float32)
   if settings.optimizer == 'adam':
