@@ -27,12 +27,17 @@ LOCK_NAME = '.cnnrecon.lock'
 _WORKDIR_MARKERS = (LOCK_NAME, 'checkpoints', 'config.json', 'metrics.jsonl')
 
 
+def _file_on_path(folder: pathlib.Path) -> pathlib.Path | None:
+  """The first of `folder` and its parents that exists but is not a folder (None if there is none)."""
+  return next((path for path in [folder, *folder.parents] if path.exists() and not path.is_dir()), None)
+
+
 def check_workdir_usable(workdir: pathlib.Path) -> None:
   """Refuses a path that is a file, lies under a file, or is a non-empty non-cnnrecon folder."""
-  for parent in [workdir, *workdir.parents]:
-    if parent.exists() and not parent.is_dir():
-      where = 'is' if parent == workdir else f'lies under {parent}, which is'
-      raise CnnreconError(f'--workdir {workdir} {where} a file, not a folder: pick another --workdir')
+  blocker = _file_on_path(workdir)
+  if blocker is not None:
+    where = 'is' if blocker == workdir else f'lies under {blocker}, which is'
+    raise CnnreconError(f'--workdir {workdir} {where} a file, not a folder: pick another --workdir')
   if workdir.is_dir():
     entries = sorted(path.name for path in workdir.iterdir())
     if entries and not any(marker in entries for marker in _WORKDIR_MARKERS):
@@ -125,9 +130,9 @@ class PreemptionSignals:
 
 def check_output_dir(out: pathlib.Path) -> None:
   """Refuses an output folder that is a file or lies under one."""
-  for parent in [out, *out.parents]:
-    if parent.exists() and not parent.is_dir():
-      raise CnnreconError(f'--out {out}: {parent} is a file, not a folder: pass a folder for --out')
+  blocker = _file_on_path(out)
+  if blocker is not None:
+    raise CnnreconError(f'--out {out}: {blocker} is a file, not a folder: pass a folder for --out')
 
 
 def new_results_dir(workdir: pathlib.Path, prefix: str = 'eval') -> pathlib.Path:

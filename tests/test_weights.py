@@ -22,7 +22,7 @@ from cnnrecon.config import base_config
 from cnnrecon.data.images import read_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import load_trained
-from cnnrecon.evaluation.scoring import observe_image
+from cnnrecon.evaluation.scoring import prepare_image
 from cnnrecon.losses import mse
 from cnnrecon.tasks import build_task
 from cnnrecon.models.dncnn import DnCNN
@@ -158,7 +158,7 @@ def _dncnn17(variables, images, *, bn_epsilon):
 def _set12_psnr(weights, sigma: float) -> float:
   """Set12 average PSNR (dB, data range 1, full image) of DnCNN-17 with `weights`.
 
-  Noise: `observe_image` (AWGN sigma/255, key fold_in(key(0), image index)),
+  Noise: `prepare_image` (AWGN sigma/255, key fold_in(key(0), image index)),
   input not clipped; the estimate is clipped to [0, 1]. One compile per image
   shape and epsilon, shared by all weights.
   """
@@ -169,7 +169,7 @@ def _set12_psnr(weights, sigma: float) -> float:
   scores = []
   for index, path in enumerate(sorted(SET12.glob('*.png'))):
     clean = read_image(path, channels=1)
-    noisy = observe_image(task, clean, seed=0, index=index)
+    noisy = prepare_image(task, clean, seed=0, index=index)['observed']
     estimate = np.asarray(_dncnn17(variables, noisy[None], bn_epsilon=weights.bn_epsilon))[0]
     scores.append(peak_signal_noise_ratio(clean, np.clip(estimate, 0.0, 1.0), data_range=1.0))
   return float(np.mean(scores))

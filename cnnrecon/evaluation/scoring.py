@@ -69,10 +69,6 @@ def prepare_image(task: ReconstructionTask, clean: np.ndarray, *, seed: int, ind
   return {name: np.asarray(value[0]) for name, value in example.items()}
 
 
-def observe_image(task: ReconstructionTask, clean: np.ndarray, *, seed: int, index: int) -> np.ndarray:
-  """The observation of one image (see `prepare_image`)."""
-  return prepare_image(task, clean, seed=seed, index=index)['observed']
-
 
 def score_images(model: TrainedModel, images: Sequence[tuple[str, np.ndarray]], *, task: ReconstructionTask,
                  seed: int, with_baselines: bool = True) -> tuple[Rows, list[tuple[np.ndarray, ...]]]:

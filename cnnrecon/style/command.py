@@ -25,10 +25,7 @@ def parse_blend(text: str | None, count: int) -> list[float]:
   """Blend weights of `count` styles from '0.7,0.3' (default: equal); they must sum to 1."""
   if text is None:
     return [1.0 / count] * count
-  try:
-    weights = [float(part) for part in text.split(',')]
-  except ValueError:
-    raise CnnreconError(f'--style-weights {text!r} is not a comma-separated list of numbers, e.g. 0.7,0.3') from None
+  weights = list(_numbers(text, '--style-weights', example='0.7,0.3'))
   if len(weights) != count:
     raise CnnreconError(f'--style-weights has {len(weights)} weights for {count} --style images: give one per style')
   if any(not np.isfinite(w) or w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
@@ -36,20 +33,20 @@ def parse_blend(text: str | None, count: int) -> list[float]:
   return weights
 
 
-def _numbers(text: str | None, flag: str) -> tuple[float, ...] | None:
+def _numbers(text: str | None, flag: str, *, example: str = '1,0.5') -> tuple[float, ...] | None:
+  """A flag's comma-separated numbers (None when the flag is not given)."""
   if text is None:
     return None
   try:
     return tuple(float(part) for part in text.split(','))
   except ValueError:
-    raise CnnreconError(f'{flag} {text!r} is not a comma-separated list of numbers') from None
+    raise CnnreconError(f'{flag} {text!r} is not a comma-separated list of numbers, e.g. {example}') from None
 
 
 def _resized(image: np.ndarray, size: int) -> np.ndarray:
   """`image` scaled so that its longer side is `size` (antialiased)."""
   scale = size / max(image.shape[:2])
-  shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)), image.shape[2])
-  return np.asarray(jax.image.resize(jnp.asarray(image), shape, 'lanczos3', antialias=True).clip(0, 1))
+  return gatys.resize_image(image, (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale))))
 
 
 def preserve_color(result: np.ndarray, content: np.ndarray) -> np.ndarray:

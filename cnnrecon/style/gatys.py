@@ -182,6 +182,12 @@ def _record(parts: dict, settings: GatysSettings, seconds: float) -> dict[str, f
   return values
 
 
+def resize_image(image: np.ndarray, height_width: tuple[int, int]) -> np.ndarray:
+  """An HWC image resampled to `height_width` (Lanczos-3, antialiased), clipped to [0, 1]."""
+  shape = (*height_width, image.shape[2])
+  return np.asarray(jax.image.resize(jnp.asarray(image), shape, 'lanczos3', antialias=True).clip(0, 1))
+
+
 def stylize_pyramid(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarray], *, levels: int,
                     blend: Sequence[float] | None = None, settings: GatysSettings = GatysSettings(),
                     progress: bool = True) -> tuple[np.ndarray, list[dict[str, float]]]:
@@ -197,7 +203,7 @@ def stylize_pyramid(network: LossNetwork, content: np.ndarray, styles: Sequence[
   for level in range(levels):
     scale = 2 ** (levels - 1 - level)
     shape = (max(16, content.shape[0] // scale), max(16, content.shape[1] // scale), content.shape[2])
-    content_level = np.asarray(jax.image.resize(jnp.asarray(content), shape, 'lanczos3', antialias=True).clip(0, 1))
+    content_level = resize_image(content, shape[:2])
     initial = None if result is None else np.asarray(jax.image.resize(jnp.asarray(result), shape, 'bilinear'))
     result, level_history = stylize(network, content_level, styles, blend=blend, settings=settings,
                                     initial=initial, progress=progress)
