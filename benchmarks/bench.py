@@ -3,6 +3,8 @@
     make bench                                  # every workload, PyTorch reference in the same run
     python benchmarks/bench.py --only dncnn17_train --repeats 3
     python benchmarks/bench.py --cpu-conv xla_default   # without cnnrecon's CPU convolution routing
+    python benchmarks/bench.py --device gpu --dtype float32 bfloat16 --torch-compile --batch-size 128 \
+        --warmup 10 --repeats 50                       # on a GPU (benchmarks/gpu_check.sh)
 
 Workloads (the configs are the experiments' own, unchanged):
 - dncnn17_train: DnCNN-17, 64 features, batch 32 of 40x40, Adam, BatchNorm in training mode.
@@ -59,43 +61,57 @@ def interleaved_median_ms(calls, *, warmup: int, repeats: int) -> list[float]:
   return [1000 * statistics.median(spent) for spent in times]
 
 
-def measure(name: str, args) -> dict:
-  """Times one workload on both sides (in turns) and returns its row."""
+def measure(name: str, dtype: str, args) -> dict:
+  """Times one workload in one compute dtype on both sides (in turns) and returns its row.
+
+  With `--torch-compile` the PyTorch side is timed twice, eager and
+  `torch.compile`d, in the same turns.
+  """
   if name == 'data_pipeline':
     return workloads.data_pipeline(args, median_ms)
-  ours, flops = workloads.cnnrecon_call(name, args)
-  theirs = workloads.torch_call(name, args)
-  calls = [ours] if theirs is None else [ours, theirs]
-  times = interleaved_median_ms(calls, warmup=args.warmup, repeats=args.repeats)
-  row = {'name': name, 'cnnrecon_ms': times[0], 'gflop': flops / 1e9}
-  if theirs is not None:
-    row['pytorch_ms'] = times[1]
-    row['ratio'] = row['pytorch_ms'] / row['cnnrecon_ms']
+  dtype = 'float32' if name in workloads.FLOAT32_ONLY else dtype
+  ours, flops = workloads.cnnrecon_call(name, dtype, args)
+  reference = {'pytorch': workloads.torch_call(name, dtype, args, compiled=False)}
+  if args.torch_compile and reference['pytorch'] is not None:
+    reference['pytorch_compile'] = workloads.torch_call(name, dtype, args, compiled=True)
+  reference = {side: call for side, call in reference.items() if call is not None}
+  times = interleaved_median_ms([ours, *reference.values()], warmup=args.warmup, repeats=args.repeats)
+  row = {'name': name, 'dtype': dtype, 'images': workloads.images_per_call(name, args), 'cnnrecon_ms': times[0],
+         'gflop': flops / 1e9}
+  for side, spent in zip(reference, times[1:]):
+    row[f'{side}_ms'] = spent
+    row['ratio' if side == 'pytorch' else 'ratio_compile'] = spent / row['cnnrecon_ms']
   row['cnnrecon_gflops'] = row['gflop'] / (row['cnnrecon_ms'] / 1000)
+  row['cnnrecon_images_per_s'] = row['images'] / (row['cnnrecon_ms'] / 1000)
   return row
 
 
+def _cell(row: dict, key: str, width: int, digits: int = 1) -> str:
+  """`row[key]` formatted to `width`, or a dash where the row has no such value."""
+  return f'{row[key]:{width}.{digits}f}' if key in row else f"{'-':>{width}}"
+
+
 def print_table(machine_info: dict, rows: list[dict]) -> None:
-  """The human-readable table: one line per workload, then the machine."""
-  peak = machine_info['fp32_peak_gflops']
-  print(f"{'workload':<18} {'cnnrecon ms':>12} {'PyTorch ms':>11} {'ratio':>6} {'GFLOP':>7} "
-        f"{'GFLOP/s':>8} {'% peak':>7}")
+  """The human-readable table: one line per workload and dtype, then the machine."""
+  print(f"{'workload':<18} {'dtype':<8} {'cnnrecon ms':>12} {'PyTorch ms':>11} {'ratio':>6} {'compiled ms':>12} "
+        f"{'ratio':>6} {'img/s':>8} {'GFLOP':>7} {'GFLOP/s':>9} {'% peak':>7}")
   for row in rows:
     if row['name'] == 'data_pipeline':
-      print(f"{'data_pipeline':<18} {row['pipeline_images_per_s']:9.0f} img/s, the dncnn17 step consumes "
+      print(f"{'data_pipeline':<18} {row['pipeline_images_per_s']:9.0f} img/s ({row['threads']} threads), "
+            f"the dncnn17 step consumes "
             f"{row['step_images_per_s']:.0f} img/s: {row['headroom']:.1f}x headroom")
       continue
-    ratio = f"{row['ratio']:6.2f}" if 'ratio' in row else '     -'
-    torch_ms = f"{row['pytorch_ms']:11.1f}" if 'pytorch_ms' in row else '          -'
-    share = 100 * row['cnnrecon_gflops'] / peak if peak else float('nan')
-    print(f"{row['name']:<18} {row['cnnrecon_ms']:12.1f} {torch_ms} {ratio} {row['gflop']:7.1f} "
-          f"{row['cnnrecon_gflops']:8.1f} {share:6.1f}%")
-  print('ratio = PyTorch ms / cnnrecon ms (above 1 = cnnrecon faster)')
+    peak = machine_info['peak_gflops'].get(row['dtype'], float('nan'))
+    print(f"{row['name']:<18} {row['dtype']:<8} {row['cnnrecon_ms']:12.1f} {_cell(row, 'pytorch_ms', 11)} "
+          f"{_cell(row, 'ratio', 6, 2)} {_cell(row, 'pytorch_compile_ms', 12)} {_cell(row, 'ratio_compile', 6, 2)} "
+          f"{row['cnnrecon_images_per_s']:8.0f} {row['gflop']:7.1f} {row['cnnrecon_gflops']:9.1f} "
+          f"{100 * row['cnnrecon_gflops'] / peak:6.1f}%")
+  print('ratio = PyTorch ms / cnnrecon ms (above 1 = cnnrecon faster); compiled = torch.compile(net)')
   print(f"machine: {machine_info['cpu']}, {machine_info['cores']} cores, {machine_info['vector']}; "
-        f"fp32 peak {peak:.0f} GFLOP/s = {machine_info['peak_formula']}")
+        f"peak {machine_info['peak_formula']}")
   print(f"versions: python {machine_info['python']}, jax {machine_info['jax']} (jaxlib {machine_info['jaxlib']}, "
         f"{machine_info['jax_devices']}, cpu_conv={machine_info['cpu_conv']}), torch {machine_info.get('torch')} "
-        f"({machine_info.get('torch_threads')} threads, {machine_info['pytorch_mode']}); "
+        f"({machine_info.get('torch_threads')} threads); "
         f"XLA_FLAGS={machine_info['xla_flags']!r}")
 
 
@@ -103,22 +119,28 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--only', nargs='*', default=list(workloads.NAMES), choices=workloads.NAMES)
   parser.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
-  parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'),
-                      help='compute dtype of the train steps (params stay float32)')
+  parser.add_argument('--dtype', nargs='+', default=['float32'], choices=('float32', 'bfloat16'),
+                      help='compute dtypes of the networks, each measured (params stay float32)')
+  parser.add_argument('--batch-size', type=int, default=None,
+                      help='batch of the DnCNN-17 train step and pipeline (default 32; the paper uses 128)')
+  parser.add_argument('--data-threads', type=int, default=None,
+                      help='grain reader threads of the data_pipeline workload (default: the config\'s)')
   parser.add_argument('--cpu-conv', default='eigen', choices=('eigen', 'xla_default'))
-  parser.add_argument('--torch-compile', action='store_true', help='compare with torch.compile(net), not eager')
+  parser.add_argument('--torch-compile', action='store_true',
+                      help='also time torch.compile(net) (the eager PyTorch column stays)')
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--out', default='runs/bench/results.json')
   args = parser.parse_args()
   if args.device == 'gpu' and jax.default_backend() != 'gpu':
     raise SystemExit('bench: --device gpu but jax sees no GPU (install jax[cuda12])')
-  machine_info = {**machine.describe(args.device), 'cpu_conv': args.cpu_conv, 'dtype': args.dtype,
-                  'pytorch_mode': 'torch.compile' if args.torch_compile else 'eager'}
+  machine_info = {**machine.describe(args.device), 'cpu_conv': args.cpu_conv, 'dtypes': args.dtype,
+                  'batch_size': args.batch_size}
   rows = []
   for name in args.only:
-    rows.append(measure(name, args))
-    print(f'measured {name}', file=sys.stderr, flush=True)
+    for dtype in args.dtype[:1] if name in workloads.FLOAT32_ONLY else args.dtype:
+      rows.append(measure(name, dtype, args))
+      print(f'measured {name} ({dtype})', file=sys.stderr, flush=True)
   print_table(machine_info, rows)
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,21 @@ def _cpuinfo() -> dict[str, str]:
   return info
 
 
+# Dense tensor-core peaks (GFLOP/s) from NVIDIA's data sheets (SXM parts; the H200 has the
+# H100's compute). fp32 rows use the TF32 peak: XLA and cuDNN (PyTorch's default
+# `allow_tf32` for convolutions) run float32 convolutions on TF32 tensor cores.
+_GPU_PEAK_GFLOPS = {
+    'H100': {'float32': 494_700, 'bfloat16': 989_400},
+    'H200': {'float32': 494_700, 'bfloat16': 989_400},
+    'A100': {'float32': 156_000, 'bfloat16': 312_000},
+}
+
+
+def _gpu_peak(kind: str) -> dict[str, float]:
+  """The data-sheet peaks of a GPU named `kind` ({} for a GPU not in the table)."""
+  return next((peak for name, peak in _GPU_PEAK_GFLOPS.items() if name in kind), {})
+
+
 def describe(device: str) -> dict:
   """Machine facts and the fp32 peak used for '% of peak'.
 
@@ -41,8 +56,10 @@ def describe(device: str) -> dict:
       'cores': cores,
       'vector': 'AVX-512' if lanes == 16 else 'AVX2' if lanes == 8 else 'SSE',
       'clock_mhz': mhz,
-      'fp32_peak_gflops': peak,
-      'peak_formula': f'{cores} cores x {lanes} fp32 lanes x 2 FMA units (assumed) x 2 flops x {mhz:.0f} MHz',
+      # bfloat16 is held to the fp32 peak on CPU: XLA's CPU convolutions compute in fp32.
+      'peak_gflops': {'float32': peak, 'bfloat16': peak},
+      'peak_formula': (f'{peak:.0f} GFLOP/s fp32 = {cores} cores x {lanes} fp32 lanes x 2 FMA units (assumed) '
+                       f'x 2 flops x {mhz:.0f} MHz'),
       'python': sys.version.split()[0],
       'jax': jax.__version__,
       'jaxlib': jaxlib.__version__,
@@ -56,4 +73,7 @@ def describe(device: str) -> dict:
     machine['torch'] = 'not installed'
   if device == 'gpu':
     machine['gpu'] = jax.devices()[0].device_kind
+    machine['peak_gflops'] = _gpu_peak(machine['gpu'])
+    machine['peak_formula'] = (f"{machine['gpu']}: dense tensor-core data-sheet peak, "
+                               f"{machine['peak_gflops'] or 'unknown GPU'} GFLOP/s (fp32 = TF32)")
   return machine

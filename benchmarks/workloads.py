@@ -21,6 +21,7 @@ from cnnrecon.train.step import train_step
 
 NAMES = ('dncnn17_train', 'unet_train', 'demo_train', 'dncnn17_infer_b1', 'dncnn17_infer_b8', 'gatys_step',
          'data_pipeline')
+FLOAT32_ONLY = ('gatys_step', 'data_pipeline')  # measured once, whatever --dtype lists
 GATYS_SIDE = 256
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / 'experiments'
 INFERENCE_SIDE = 512
@@ -31,12 +32,12 @@ def inference_batch(name: str) -> int:
   return int(name.rpartition('_b')[2])
 
 
-def workload_config(name: str, dtype: str = 'float32'):
-  """The config a workload runs (the experiments' own settings)."""
+def workload_config(name: str, dtype: str = 'float32', batch_size: int | None = None):
+  """The config a workload runs (the experiments' own settings; `batch_size` overrides DnCNN-17's 32)."""
   if name.startswith('dncnn17') or name == 'data_pipeline':
     config = base_config()
     config.model.update(name='dncnn', depth=17, features=64)
-    config.data.update(batch_size=32, patch_size=40)
+    config.data.update(batch_size=batch_size or 32, patch_size=40)
   elif name == 'unet_train':
     config = load_config(str(EXPERIMENTS / 'denoise_unet.py'), [])
   elif name == 'demo_train':
@@ -110,18 +111,25 @@ def _gatys_call():
   return call, flops, network.variables['params']
 
 
-def cnnrecon_call(name: str, args):
+def images_per_call(name: str, args) -> int:
+  """How many images one call of a workload processes."""
+  if name.endswith('_train'):
+    return workload_config(name, batch_size=args.batch_size).data.batch_size
+  return 1 if name == 'gatys_step' else inference_batch(name)
+
+
+def cnnrecon_call(name: str, dtype: str, args):
   """(call, flops) of a workload on the cnnrecon side."""
   if name == 'gatys_step':
     return _gatys_call()[:2]
-  config = workload_config(name, args.dtype)
+  config = workload_config(name, dtype, args.batch_size)
   if name.endswith('_train'):
     return _train_step_call(config, args)
   return _inference_call(config, inference_batch(name), args)
 
 
-def torch_call(name: str, args):
-  """The same workload in PyTorch (None when torch is not installed)."""
+def torch_call(name: str, dtype: str, args, *, compiled: bool):
+  """The same workload in PyTorch, eager or `torch.compile`d (None when torch is not installed)."""
   try:
     import torch
   except ImportError:
@@ -132,12 +140,12 @@ def torch_call(name: str, args):
   device = 'cuda' if args.device == 'gpu' else 'cpu'
   sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
   if name == 'gatys_step':
-    return _torch_gatys_call(torch, torch_models, device, sync)
-  config = workload_config(name, args.dtype)
+    return None if compiled else _torch_gatys_call(torch, torch_models, device, sync)
+  config = workload_config(name, dtype, args.batch_size)
   net = torch_models.build(config.model, channels=1).to(device)
-  if args.torch_compile:
+  if compiled:
     net = torch.compile(net)
-  autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=args.dtype == 'bfloat16')
+  autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == 'bfloat16')
   if name.endswith('_train'):
     size, batch = config.data.patch_size, config.data.batch_size
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -194,9 +202,10 @@ def data_pipeline(args, median_ms) -> dict:
   """Images/s of the grain training iterator vs images/s the dncnn17 train step consumes."""
   from cnnrecon.data.pipeline import train_iterator
   from cnnrecon.data.sources import load_source
-  config = workload_config('data_pipeline')
+  config = workload_config('data_pipeline', args.dtype[0], args.batch_size)
+  threads = args.data_threads or config.data.num_threads
   batches = train_iterator(load_source('samples:train'), seed=0, patch_size=config.data.patch_size, channels=1,
-                           batch_size=config.data.batch_size, num_threads=config.data.num_threads)
+                           batch_size=config.data.batch_size, num_threads=threads)
   next(batches)  # decode and cache the images first, as a training run does before its first step
   count = 50
   started = time.perf_counter()
@@ -206,5 +215,5 @@ def data_pipeline(args, median_ms) -> dict:
   step, _ = _train_step_call(config, args)
   step_ms = median_ms(step, warmup=args.warmup, repeats=args.repeats)
   consumed = config.data.batch_size / (step_ms / 1000)
-  return {'name': 'data_pipeline', 'pipeline_images_per_s': pipeline, 'step_images_per_s': consumed,
-          'headroom': pipeline / consumed}
+  return {'name': 'data_pipeline', 'threads': threads, 'pipeline_images_per_s': pipeline,
+          'step_images_per_s': consumed, 'headroom': pipeline / consumed}
