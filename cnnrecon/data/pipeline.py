@@ -92,7 +92,8 @@ def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: in
       .repeat(None)
       .random_map(RandomPatch(patch_size=patch_size, channels=channels, augment=augment))
   )[index::count].batch(batch_size, drop_remainder=True)
-  read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2)
+  # grain uses at most prefetch_buffer_size of the threads (measured on 16 cores: 1506 img/s with a buffer of 2).
+  read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, num_threads))
   return iter(dataset.to_iter_dataset(read_options))
 
 
