@@ -184,7 +184,7 @@ def _weights(args, extra):
 
 
 def _import_vgg(args):
-  from cnnrecon.style.features import weights_path
+  from cnnrecon.models.loss_network import weights_path
   from cnnrecon.weights.vgg import import_feature_weights
   if args.format not in ('torchvision', 'keras', 'hed'):
     raise CnnreconError(f'--format {args.format} holds no VGG weights: use torchvision, keras or hed')

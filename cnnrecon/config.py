@@ -262,15 +262,25 @@ def base_config() -> ml_collections.ConfigDict:
       # Options every model takes, then one sub-dict per model for its own options.
       # dncnn: space_to_depth runs the body on f x f sub-images, as FFDNet does; bn_epsilon is
       # BatchNorm's epsilon (imported weights record their own).
+      # transform_net (fast style transfer): depth = residual blocks, features = first conv's
+      # width, styles = how many styles its conditional instance norms hold.
       'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32',
-                'dncnn': {'space_to_depth': 1, 'bn_epsilon': 1e-5}},
+                'dncnn': {'space_to_depth': 1, 'bn_epsilon': 1e-5},
+                'transform_net': {'styles': 1}},
       # What the model learns to undo (cnnrecon/tasks/): `name`, then one sub-dict of options per
       # task. Noise levels `sigma` are on the 0-255 scale; `peak` is photons at white.
       'task': {'name': 'gaussian',
                'gaussian': {'sigma': 25.0},
                'poisson': {'peak': 30.0},
                'poisson_gaussian': {'peak': 30.0, 'sigma': 10.0},
-               'inpaint': {'keep_prob': 0.5}},
+               'inpaint': {'keep_prob': 0.5},
+               # Fast feed-forward style transfer: `styles` are image files (or names of the
+               # paintings shipped in cnnrecon/data/paintings), resized to `style_size` on their
+               # short side; the loss is Gatys' (cnnrecon/style/gatys.py) on the `features` VGG.
+               'fast_style': {'styles': ('starry_night',), 'style_size': 256, 'features': 'vgg16-hed',
+                              'content_weight': 1.0, 'style_weight': 1e3, 'tv_weight': 1e-5,
+                              'content_layers': ('relu4_2',),
+                              'style_layers': ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')}},
       # Legacy: values an older experiment file sets here (degradation.sigma, ...) move to
       # task.* with a deprecation notice when the config is loaded (RENAMED_KEYS).
       'degradation': {},

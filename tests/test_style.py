@@ -13,7 +13,7 @@ from cnnrecon import losses
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.vgg import VGG, layer_names
 from cnnrecon.style import gatys
-from cnnrecon.style.features import deepest, load_loss_network
+from cnnrecon.models.loss_network import deepest, load_loss_network
 from cnnrecon.weights import vgg as vgg_weights
 from conftest import SHARED_DATA, fails_with_one_line
 

@@ -145,3 +145,12 @@ def write_image(path: str | pathlib.Path, image: np.ndarray) -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
   pixels = skimage.util.img_as_ubyte(np.clip(image, 0.0, 1.0))
   PIL.Image.fromarray(pixels).save(path, format='PNG')
+
+
+PAINTINGS = pathlib.Path(__file__).resolve().parent / 'paintings'
+
+
+def style_image_path(name_or_path: str) -> pathlib.Path:
+  """A style image: a file path, or the name of a painting shipped in `cnnrecon/data/paintings` ('starry_night')."""
+  shipped = PAINTINGS / f'{name_or_path}.jpg'
+  return shipped if not pathlib.Path(name_or_path).exists() and shipped.is_file() else pathlib.Path(name_or_path)

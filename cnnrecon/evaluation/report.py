@@ -101,7 +101,8 @@ def _image_link(workdir: pathlib.Path, png: str | None, alt: str) -> list[str]:
 def write_report(workdir: str | os.PathLike, *, config_summary: dict,
                  rows_summary: dict, grid_png: str | None, curve_png: str | None,
                  wall_time_s: float, steps: int, observed_label: str | None = 'noisy',
-                 convention: str | None = None, images_per_second: float | None = None) -> pathlib.Path:
+                 convention: str | None = None, images_per_second: float | None = None,
+                 results_lines: list[str] | None = None) -> pathlib.Path:
   """Writes `<workdir>/report.md`: config, result table, pictures, timing.
 
   Args:
@@ -116,6 +117,8 @@ def write_report(workdir: str | os.PathLike, *, config_summary: dict,
       None for no gain columns.
     convention: how the table was scored, stated under it.
     images_per_second: training throughput, shown when given.
+    results_lines: a results table of another kind (style losses) in place of
+      the PSNR / SSIM one.
 
   Returns:
     Path of report.md.
@@ -123,7 +126,7 @@ def write_report(workdir: str | os.PathLike, *, config_summary: dict,
   workdir = pathlib.Path(workdir)
   lines = [f'# cnnrecon run report: {workdir.name}', '', '## Configuration', '']
   lines += _config_table(config_summary)
-  lines += ['', '## Results', ''] + _results_table(rows_summary, observed_label) + ['']
+  lines += ['', '## Results', ''] + (results_lines or _results_table(rows_summary, observed_label)) + ['']
   if convention:
     lines += [f'Scored as: {convention}.', '']
   lines += _image_link(workdir, grid_png, 'example images')

@@ -14,6 +14,7 @@ from cnnrecon.data.sources import load_source
 from cnnrecon.evaluation import report, tables
 from cnnrecon.evaluation.restore import TrainedModel
 from cnnrecon.evaluation.scoring import score_images, summarize
+from cnnrecon.evaluation.style_report import write_fast_style_report
 from cnnrecon.evaluation.workdir import protocol, source_images, task_of
 from cnnrecon.safety import check_workdir_usable
 from cnnrecon.train import loop
@@ -72,6 +73,9 @@ def write_final_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     The path of `report.md`.
   """
   task = task_of(config)
+  if task.is_style_task:
+    return write_fast_style_report(config, workdir, host_state, eval_source, wall_time_s=wall_time_s,
+                                   images_per_second=images_per_second)
   model = TrainedModel(config=config, step=int(host_state.step),
                        variables={'params': host_state.params, 'batch_stats': host_state.batch_stats})
   rows, triplets = score_images(model, source_images(eval_source, config.data.channels), task=task,

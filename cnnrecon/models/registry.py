@@ -14,6 +14,7 @@ import ml_collections
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.dncnn import DnCNN
 from cnnrecon.models.seed_stack import ConvPoolAutoencoder
+from cnnrecon.models.transform_net import TransformNet
 from cnnrecon.models.unet import UNet
 from cnnrecon.registry import Registry
 
@@ -21,6 +22,7 @@ MODELS: Registry = Registry('model.name')
 MODELS.register('seed_stack')(ConvPoolAutoencoder)
 MODELS.register('dncnn')(DnCNN)
 MODELS.register('unet')(UNet)
+MODELS.register('transform_net')(TransformNet)
 
 DTYPES: Registry = Registry('model.dtype')
 DTYPES.register('float32')(jnp.float32)

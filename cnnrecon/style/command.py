@@ -15,7 +15,7 @@ from cnnrecon.data.images import read_image, write_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
 from cnnrecon.style import gatys
-from cnnrecon.style.features import DEFAULT_FEATURES, deepest, load_loss_network
+from cnnrecon.models.loss_network import DEFAULT_FEATURES, deepest, load_loss_network
 
 METHODS = ('gatys', 'fast', 'adain')
 MAX_SIZE = 2048

@@ -20,7 +20,7 @@ import tqdm
 from cnnrecon import losses
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.vgg import layer_names
-from cnnrecon.style.features import LossNetwork
+from cnnrecon.models.loss_network import LossNetwork
 
 CONTENT_LAYERS = ('relu4_2',)
 STYLE_LAYERS = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')
@@ -138,7 +138,7 @@ def stylize(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarr
   """Optimises an image with the content of `content` and the style of `styles`.
 
   Args:
-    network: the VGG loss network (`style.features.load_loss_network`).
+    network: the VGG loss network (`models.loss_network.load_loss_network`).
     content: HxWx3 float image in [0, 1].
     styles: HxWx3 float images in [0, 1] (any sizes).
     blend: one weight per style, summing to 1 (default: equal).

@@ -9,7 +9,7 @@ from typing import Any
 import ml_collections
 
 from cnnrecon.registry import Registry
-from cnnrecon.tasks import denoise, inpaint, poisson_gaussian
+from cnnrecon.tasks import denoise, inpaint, poisson_gaussian, style
 from cnnrecon.tasks.base import Labels, Loss, MetricConvention, ReconstructionTask
 
 TASKS: Registry = Registry('task.name')
@@ -17,6 +17,7 @@ TASKS.register('gaussian')(denoise.gaussian)
 TASKS.register('poisson')(denoise.poisson)
 TASKS.register('poisson_gaussian')(poisson_gaussian.poisson_gaussian)
 TASKS.register('inpaint')(inpaint.inpaint)
+TASKS.register('fast_style')(style.fast_style)
 
 
 def task_options(task_config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -27,6 +28,9 @@ def task_options(task_config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 def build_task(task_config: ml_collections.ConfigDict, *, loss: Loss) -> ReconstructionTask:
   """Builds the task `config.task` names, with its options and the pixel loss.
+
+  `loss` is the pixel loss of reconstruction tasks, or the perceptual loss of
+  a style task (`cnnrecon.train.perceptual`).
 
   Raises:
     CnnreconError: unknown task name, an option the task does not take, or a

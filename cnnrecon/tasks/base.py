@@ -3,8 +3,10 @@
 A task wraps a forward operator (`cnnrecon.ops`) with everything the generic
 train and eval steps and the evaluation layer need to know about it:
 
-- `prepare(keys, clean)`: observation, model input (the operator's initial
-  estimate) and target for a batch, one key per example;
+- `prepare(keys, clean, frozen)`: observation, model input (the operator's
+  initial estimate) and target for a batch, one key per example;
+- `no_model_estimate(example)`: the image tables and grids show as the "no
+  model" estimate (the model input for reconstruction);
 - `compute_loss(estimate, example, frozen)`: the training loss. The pixel loss
   is chosen by `config.train.loss` and handed in when the task is built (losses
   lie to the right of tasks in the data flow); `frozen` holds variables the
@@ -75,21 +77,28 @@ class ReconstructionTask:
   labels: Labels
   classical_sigma: float | None = None
   convention: MetricConvention = MetricConvention()
+  is_style_task: bool = False
 
-  def prepare(self, keys: jax.Array, clean: jax.Array) -> Example:
+  def prepare(self, keys: jax.Array, clean: jax.Array, frozen: Any = None) -> Example:
     """Observes a batch of clean images.
 
     Args:
       keys: one typed PRNG key per example [B].
       clean: images [B, H, W, C] in [0, 1].
+      frozen: the state's frozen variables (unused by reconstruction tasks).
 
     Returns:
       `{'observed', 'model_input', 'target'}`; `model_input` is the
       operator's initial estimate of every observation.
     """
+    del frozen
     observed = observe_batch(self.operator, keys, clean)
     return {'observed': observed, 'model_input': jax.vmap(self.operator.initial_estimate)(observed),
             'target': clean}
+
+  def no_model_estimate(self, example: Example) -> jax.Array:
+    """The "no model" estimate: the model input (the operator's initial estimate)."""
+    return example['model_input']
 
   def compute_loss(self, estimate: jax.Array, example: Example, frozen: Any = None) -> jax.Array:
     """The training loss of the model's estimate (`frozen` is unused here)."""

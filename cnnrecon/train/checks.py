@@ -16,7 +16,7 @@ from cnnrecon.errors import CnnreconError
 from cnnrecon.losses import get_loss
 from cnnrecon.models.registry import build_model
 from cnnrecon.tasks import ReconstructionTask, build_task
-from cnnrecon.train import checkpoint, parallel
+from cnnrecon.train import checkpoint, parallel, perceptual
 from cnnrecon.train.state import make_optimizer
 
 ON_NONFINITE = ('stop', 'skip_step')
@@ -29,8 +29,28 @@ _BYTES_PER_ACTIVATION = 2 * 4
 
 
 def make_task(config: ml_collections.ConfigDict) -> ReconstructionTask:
-  """The task `config.task` names, with the pixel loss `config.train.loss`."""
+  """The task `config.task` names, with the pixel loss `config.train.loss` (a perceptual loss for style)."""
+  if config.task.name == 'fast_style':
+    return build_task(config.task, loss=perceptual.fast_style_loss(config.task.fast_style, seed=config.seed))
   return build_task(config.task, loss=get_loss(config.train.loss))
+
+
+def check_task(config: ml_collections.ConfigDict) -> None:
+  """Checks the task's options, without reading the weights and images a style task needs."""
+  if config.task.name != 'fast_style':
+    make_task(config)
+    return
+  perceptual.check_fast_style_options(config.task.fast_style)
+  styles = len(config.task.fast_style.styles)
+  if config.model.name != 'transform_net' or config.data.channels != 3:
+    raise CnnreconError('task fast_style trains an RGB transform net: set --config.model.name=transform_net '
+                        f'and --config.data.channels=3 (now {config.model.name}, {config.data.channels} channel(s))')
+  if config.model.transform_net.styles != styles:
+    raise CnnreconError(f'model.transform_net.styles={config.model.transform_net.styles} but task.fast_style has '
+                        f'{styles} style(s): set --config.model.transform_net.styles={styles}')
+  if config.data.patch_size % 4:
+    raise CnnreconError(f'data.patch_size={config.data.patch_size}: the transform net needs a multiple of 4 '
+                        '(two stride-2 convs, then two x2 upsamplings)')
 
 
 def _positive_int(value, key: str) -> None:
@@ -55,7 +75,7 @@ def validate_config(config: ml_collections.ConfigDict, *, stop_at: int | None = 
   if stop_at is not None and not 1 <= stop_at <= config.train.steps:
     raise CnnreconError(f'--stop-at {stop_at} is outside the run (train.steps={config.train.steps}): '
                         f'pass a step from 1 to {config.train.steps}')
-  make_task(config)
+  check_task(config)
   compiler.check_cpu_conv(config.compile.cpu_conv)
   make_optimizer(config.optim, config.train.steps)
   parallel.STRATEGIES.get(config.parallel)

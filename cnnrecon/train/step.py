@@ -56,7 +56,7 @@ def train_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
     The new state and `{'loss', 'psnr', 'grad_norm'}` averaged over the global
     batch (`grad_norm` of the averaged gradient, before clipping).
   """
-  example = task.prepare(example_keys(state, batch['example_seed']), batch['target'])
+  example = task.prepare(example_keys(state, batch['example_seed']), batch['target'], state.frozen)
 
   def compute_loss(params):
     outputs, updates = state.apply_fn(_model_variables(state, params), example['model_input'],
@@ -81,17 +81,20 @@ def eval_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
 
   Returns:
     `{'loss', 'psnr', 'observed_psnr'}` averaged over the global batch
-    (`observed_psnr` scores the model input, the "no model" estimate), and the
+    (`observed_psnr` scores the model input, the "no model" estimate; style
+    tasks have none), and the
     `{'model_input', 'estimate'}` images (for image grids: both have the
-    target's shape, whatever the shape of the observation).
+    target's shape, whatever the shape of the observation; `model_input` is
+    the task's "no model" estimate).
   """
-  example = task.prepare(example_keys(state, batch['example_seed']), batch['target'])
+  example = task.prepare(example_keys(state, batch['example_seed']), batch['target'], state.frozen)
   outputs = state.apply_fn(_model_variables(state), example['model_input'], train=False)
-  target = example['target']
+  target, no_model = example['target'], task.no_model_estimate(example)
   results = {
       'loss': task.compute_loss(outputs, example, state.frozen),
       'psnr': jnp.mean(metrics_lib.psnr(jnp.clip(outputs, 0.0, 1.0), target)),
-      'observed_psnr': jnp.mean(metrics_lib.psnr(example['model_input'], target)),
   }
+  if not task.is_style_task:  # a style task's "no model" image is its target: an infinite PSNR
+    results['observed_psnr'] = jnp.mean(metrics_lib.psnr(no_model, target))
   metrics = {name: _mean_over(value, axis_name) for name, value in results.items()}
-  return metrics, {'model_input': example['model_input'], 'estimate': jnp.clip(outputs, 0.0, 1.0)}
+  return metrics, {'model_input': no_model, 'estimate': jnp.clip(outputs, 0.0, 1.0)}

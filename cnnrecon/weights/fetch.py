@@ -20,7 +20,7 @@ import urllib.request
 import zipfile
 
 from cnnrecon.errors import CnnreconError
-from cnnrecon.style.features import weights_path
+from cnnrecon.models.loss_network import weights_path
 from cnnrecon.weights.vgg import import_feature_weights, sha256_of
 
 

@@ -1,4 +1,8 @@
-"""The loss network of style transfer: a frozen VGG with imported (or seeded random) weights."""
+"""The loss network of style transfer: a frozen VGG with imported (or seeded random) weights.
+
+It lives with the models (not in `style/`) because training reads it too: the
+fast-style and AdaIN tasks are trained by `cnnrecon.train`, below `style/` in the data flow.
+"""
 
 import dataclasses
 import functools

@@ -1,0 +1,67 @@
+"""Fast feed-forward style transfer (Johnson et al. 2016) with conditional instance norm (Dumoulin et al. 2017).
+
+A transform net learns to render any content image in the trained style(s),
+through the same train step, checkpoints and resume as reconstruction. The
+loss is Gatys et al.'s (content at relu4_2, Gram style loss at relu1_1..relu5_1,
+total variation) on the VGG-16 hed weights (`cnnrecon weights fetch vgg16-hed`).
+
+Variants:
+- (none): a GPU-sized run: full Johnson net (5 residual blocks, 32 features),
+  256x256 crops of the content folder, batch 8, 40,000 steps.
+- `demo`: sized for a 2-core CPU (`make demo-style`, a few minutes): 3 residual
+  blocks, 16 features, 96x96 crops of the bundled samples, batch 4.
+- `smoke`: seconds, seeded random VGG weights (no download), for tests.
+- `two_styles:smoke`-like multi-style runs: set `--config.task.fast_style.styles`
+  to several images and `--config.model.transform_net.styles` to their number.
+
+Content comes from any image folder or TFDS name (`--config.data.train=tfds:coco/2017`
+needs TensorFlow); the bundled scikit-image samples are the offline default.
+"""
+
+from cnnrecon.config import base_config, shrink_for_smoke
+
+
+def get_config(arg=None):
+  """Returns the recipe; `arg` picks a variant (None, 'demo', 'smoke')."""
+  config = base_config()
+  config.model.name = 'transform_net'
+  config.model.depth = 5
+  config.model.features = 32
+  config.model.transform_net.styles = 1
+  config.task.name = 'fast_style'
+  config.task.fast_style.styles = ('starry_night',)
+  config.data.channels = 3
+  config.data.patch_size = 256
+  config.data.batch_size = 8
+  config.data.eval_crop = 256
+  config.optim.learning_rate = 1e-3
+  config.optim.warmup_steps = 0
+  config.optim.grad_clip = 0.0
+  config.train.steps = 40_000
+  config.train.eval_every = 2_000
+  config.train.checkpoint_every = 2_000
+  config.report.baselines = False
+  if arg == 'demo':
+    config.model.depth = 3
+    config.model.features = 16
+    config.data.patch_size = 96
+    config.data.batch_size = 4
+    config.data.eval_crop = 128
+    config.task.fast_style.style_size = 192
+    config.optim.learning_rate = 3e-3
+    config.train.steps = 400
+    config.train.log_every = 20
+    config.train.eval_every = 200
+    config.train.checkpoint_every = 200
+  elif arg == 'smoke':
+    shrink_for_smoke(config)
+    config.model.depth = 1
+    config.data.patch_size = 32
+    config.data.batch_size = 4
+    config.data.eval_crop = 32
+    config.task.fast_style.features = 'random'
+    config.task.fast_style.style_size = 48
+    config.optim.warmup_steps = 0
+  elif arg is not None:
+    raise ValueError(f'unknown variant {arg!r}: use demo or smoke, or no variant for the GPU recipe')
+  return config
