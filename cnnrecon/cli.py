@@ -83,9 +83,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
   stylize = commands.add_parser('stylize', help='render content images in the style of others')
   stylize.add_argument('contents', nargs='+', help='content image files')
-  stylize.add_argument('--style', action='append', required=True, help='style image (repeat to blend several)')
+  stylize.add_argument('--style', action='append', default=None,
+                       help='style image (repeat to blend several); with --method fast, a trained style\'s name '
+                       '(default: its first)')
   stylize.add_argument('--style-weights', default=None, help='blend weights, one per --style, summing to 1')
-  stylize.add_argument('--method', default='gatys', help='gatys (fast and adain are not built yet)')
+  stylize.add_argument('--method', default='gatys', help='gatys (optimise each image) or fast (a net trained with '
+                       'experiments/style_fast.py, given by --workdir); adain is not built yet')
+  stylize.add_argument('--workdir', default=None, help='--method fast: the trained transform net\'s workdir')
   stylize.add_argument('--size', type=int, default=512, help='longer side of the result in pixels')
   stylize.add_argument('--steps', type=int, default=200, help='optimisation steps (gatys)')
   stylize.add_argument('--optimizer', default='adam', choices=('adam', 'lbfgs'))
@@ -201,7 +205,8 @@ def _import_vgg(args):
 def _stylize(args, extra):
   from cnnrecon.style.command import stylize_files
   _no_extra(extra)
-  stylize_files(args.contents, args.style, out=args.out, method=args.method, size=args.size, steps=args.steps,
+  stylize_files(args.contents, args.style or [], out=args.out, method=args.method, workdir=args.workdir,
+                size=args.size, steps=args.steps,
                 optimizer=args.optimizer, style_weights=args.style_weights, features=args.features,
                 keep_colors=args.preserve_color, init=args.init, pyramid=args.pyramid,
                 style_layers=args.style_layers, style_layer_weights=args.style_layer_weights, gram=args.gram,

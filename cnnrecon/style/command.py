@@ -11,10 +11,10 @@ from skimage import color
 
 from cnnrecon import safety
 from cnnrecon.data.grids import image_grid
-from cnnrecon.data.images import read_image, write_image
+from cnnrecon.data.images import read_image, style_image_path, write_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
-from cnnrecon.style import gatys
+from cnnrecon.style import fast, gatys
 from cnnrecon.models.loss_network import DEFAULT_FEATURES, deepest, load_loss_network
 
 METHODS = ('gatys', 'fast', 'adain')
@@ -57,7 +57,7 @@ def preserve_color(result: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 
 def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, method: str = 'gatys',
-                  size: int = 512, steps: int = 200, optimizer: str = 'adam', style_weights: str | None = None,
+                  workdir: str | None = None, size: int = 512, steps: int = 200, optimizer: str = 'adam', style_weights: str | None = None,
                   features: str = DEFAULT_FEATURES, keep_colors: bool = False, init: str = 'content',
                   pyramid: int = 1, style_layers: str | None = None, style_layer_weights: str | None = None,
                   gram: str = 'johnson', overwrite: bool = False, progress: bool = True) -> list[pathlib.Path]:
@@ -74,15 +74,22 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
   """
   if method not in METHODS:
     raise CnnreconError(f'unknown --method {method!r}: use {", ".join(METHODS)}')
-  if method != 'gatys':
-    raise CnnreconError(f'--method {method} is not built yet (feed-forward and AdaIN nets come next): '
-                        'use --method gatys')
+  if method == 'adain':
+    raise CnnreconError('--method adain is not built yet: use --method gatys, or fast with a trained --workdir')
   if not 0 < size <= MAX_SIZE:
     raise CnnreconError(f'--size {size} must be between 1 and {MAX_SIZE} pixels (the longer side)')
-  blend = parse_blend(style_weights, len(styles))
+  if (method == 'fast') != (workdir is not None):
+    raise CnnreconError('--workdir goes with --method fast (the trained net), and --method fast needs it'
+                        if method == 'fast' else f'--workdir is only for --method fast, not {method}')
+  if method == 'gatys' and not styles:
+    raise CnnreconError('--method gatys needs at least one --style image')
   out_dir = pathlib.Path(out)
   outputs = [safety.output_paths(contents, out_dir, suffix=suffix, overwrite=overwrite, also_inputs=styles)
              for suffix in ('.png', '_side_by_side.png', '_losses.json')]
+  if method == 'fast':
+    return _stylize_fast(contents, styles, workdir, outputs, size=size, style_weights=style_weights,
+                         keep_colors=keep_colors)
+  blend = parse_blend(style_weights, len(styles))
   content_images = [_resized(read_image(path, channels=3), size) for path in contents]
   style_images = [_resized(read_image(path, channels=3), size) for path in styles]
   layers = tuple(style_layers.split(',')) if style_layers else gatys.STYLE_LAYERS
@@ -99,12 +106,41 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
                                             settings=settings, progress=progress)
     if keep_colors:
       result = preserve_color(result, content)
-    style_shown = np.asarray(jax.image.resize(jnp.asarray(style_images[0]), content.shape, 'bilinear')).clip(0, 1)
     write_image(result_path, result)
-    side = image_grid([content[None], style_shown[None], result[None]], titles=['content', 'style', 'result'])
-    write_image(side_path, side.astype(np.float32) / 255.0)
+    write_image(side_path, _side_by_side(content, style_images[0], result))
     write_file_atomic(losses_path, json.dumps({'method': method, 'features': network.description,
                                                'optimizer': optimizer, 'steps': history}, indent=1) + '\n')
+    print(result_path)
+    written.append(result_path)
+  return written
+
+
+def _side_by_side(content: np.ndarray, style: np.ndarray, result: np.ndarray) -> np.ndarray:
+  """content | style (resized to the content's shape) | result, as a float image."""
+  style_shown = np.asarray(jax.image.resize(jnp.asarray(style), content.shape, 'bilinear')).clip(0, 1)
+  side = image_grid([content[None], style_shown[None], result[None]], titles=['content', 'style', 'result'])
+  return side.astype(np.float32) / 255.0
+
+
+def _stylize_fast(contents: Sequence[str], styles: Sequence[str], workdir: str, outputs, *, size: int,
+                  style_weights: str | None, keep_colors: bool) -> list[pathlib.Path]:
+  """`--method fast`: one forward pass of the workdir's transform net per content image."""
+  net = fast.load_fast_net(workdir)
+  styles = list(styles) or [net.styles[0]]
+  mix = fast.style_mix_for(net, styles, parse_blend(style_weights, len(styles)))
+  content_images = [_resized(read_image(path, channels=3), size) for path in contents]
+  style_shown = read_image(style_image_path(net.styles[int(np.argmax(mix))]), channels=3)
+  print(f'fast net: {workdir} (step {net.step}), trained styles {", ".join(net.styles)}; mix {mix}')
+  written = []
+  for content, (result, parts), result_path, side_path, losses_path in zip(
+      content_images, fast.stylize_and_score(net, content_images, mix), *outputs):
+    if keep_colors:
+      result = preserve_color(result, content)
+    write_image(result_path, result)
+    write_image(side_path, _side_by_side(content, style_shown, result))
+    write_file_atomic(losses_path, json.dumps({'method': 'fast', 'workdir': str(workdir), 'step': net.step,
+                                               'styles': list(net.styles), 'style_mix': mix, **parts},
+                                              indent=1) + '\n')
     print(result_path)
     written.append(result_path)
   return written
