@@ -43,6 +43,7 @@ class ReflectConv(nn.Module):
   features: int
   kernel: int
   stride: int = 1
+  use_bias: bool = True
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -50,7 +51,7 @@ class ReflectConv(nn.Module):
     pad = self.kernel // 2
     x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
     return nn.Conv(self.features, (self.kernel, self.kernel), strides=self.stride, padding='VALID',
-                   dtype=self.dtype)(x)
+                   use_bias=self.use_bias, dtype=self.dtype)(x)
 
 
 class TransformNet(nn.Module):
@@ -87,7 +88,9 @@ class TransformNet(nn.Module):
     style_mix = style_mix.astype(jnp.float32)
 
     def conv_norm(x, features, kernel, stride=1, relu=True):
-      x = ReflectConv(features, kernel, stride, dtype=self.dtype)(x)
+      # No conv bias: the instance norm right after removes any per-channel constant, so its
+      # gradient is zero up to float noise, which Adam would blow up to lr-sized updates.
+      x = ReflectConv(features, kernel, stride, use_bias=False, dtype=self.dtype)(x)
       x = ConditionalInstanceNorm(self.styles)(x, style_mix)
       return nn.relu(x) if relu else x
 

@@ -1,0 +1,166 @@
+"""Fast feed-forward style transfer: the transform net, its training through the spine, and `stylize --method fast`."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import FOUR_DEVICES, fails_with_one_line, read_metrics, run_cli, run_python
+from cnnrecon.models.transform_net import ConditionalInstanceNorm, TransformNet
+from cnnrecon.train import checkpoint
+
+TWO_STYLES = ['--config.task.fast_style.styles=("starry_night","the_scream")', '--config.model.transform_net.styles=2']
+SMOKE = ['--config', 'experiments/style_fast.py:smoke', *TWO_STYLES, '--config.train.log_every=1', '--no-progress']
+
+
+def test_conditional_instance_norm_matches_numpy_and_blends_styles():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+  gamma, beta = rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(2, 3)).astype(np.float32)
+  mix = np.array([[1.0, 0.0], [0.3, 0.7]], np.float32)
+  norm = ConditionalInstanceNorm(styles=2)
+  got = norm.apply({'params': {'scale': gamma, 'bias': beta}}, x, mix)
+  normalized = (x - x.mean(axis=(1, 2), keepdims=True)) / np.sqrt(x.var(axis=(1, 2), keepdims=True) + 1e-5)
+  expected = normalized * (mix @ gamma)[:, None, None] + (mix @ beta)[:, None, None]
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_transform_net_keeps_the_image_shape_and_range():
+  net = TransformNet(depth=2, features=4, styles=3)
+  images = jnp.asarray(np.random.default_rng(1).random((2, 36, 44, 3), np.float32))
+  variables = net.init(jax.random.key(0), images)
+  assert variables['params']['ConditionalInstanceNorm_0']['scale'].shape == (3, 4)
+  mix = jnp.asarray([[1.0, 0, 0], [0, 0.5, 0.5]])
+  out = net.apply(variables, {'image': images, 'style': mix})
+  assert out.shape == images.shape
+  assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+  # A plain image array means style 0.
+  np.testing.assert_array_equal(net.apply(variables, images)[0], out[0])
+
+
+def _params(workdir, step):
+  _, _, variables = checkpoint.load_variables(workdir, step=step)
+  return jax.tree.leaves(variables['params'])
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """A two-style smoke net trained uninterrupted (6 steps)."""
+  workdir = tmp_path_factory.mktemp('fast')
+  result = run_cli('train', *SMOKE, '--workdir', workdir)
+  assert result.returncode == 0, result.stderr
+  return workdir
+
+
+def test_training_learns_and_reports(trained):
+  losses = read_metrics(trained, 'train/loss')
+  assert losses[6] < losses[1]
+  report = (trained / 'report.md').read_text()
+  assert '| starry_night |' in report and '| the_scream |' in report
+  summary = json.loads((trained / 'eval' / 'summary.json').read_text())
+  assert set(summary) == {'starry_night', 'the_scream'}
+
+
+def test_resume_gives_the_bits_of_an_uninterrupted_run_of_the_same_seed(trained, tmp_path):
+  # Bit-identical params also show that the same seed gives the same bits.
+  resumed = tmp_path / 'resumed'
+  assert run_cli('train', *SMOKE, '--workdir', resumed, '--stop-at', '3').returncode == 0
+  assert run_cli('train', *SMOKE, '--workdir', resumed).returncode == 0
+  for ours, theirs in zip(_params(trained, 6), _params(resumed, 6)):
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def one_step_gradients():
+  """Params change of one SGD(lr=1) step (minus the gradient) of the two-style smoke net, via DataParallel and on
+  one device; run in a process with 4 forced host devices."""
+  import functools
+  import optax
+  from cnnrecon.models.registry import build_model
+  from cnnrecon.train.checks import make_task
+  from cnnrecon.train.parallel import AXIS, DataParallel
+  from cnnrecon.train.state import create_train_state
+  from cnnrecon.train.step import train_step
+  from conftest import smoke_config
+  config = smoke_config('style_fast', task__fast_style__styles='("starry_night","the_scream")',
+                        model__transform_net__styles=2)
+  task = make_task(config)
+  rng = np.random.default_rng(0)
+  batch = {'target': rng.random((4, 32, 32, 3), dtype=np.float32), 'example_seed': np.arange(4, dtype=np.uint32)}
+
+  def fresh_state():
+    return create_train_state(build_model(config.model, channels=3), optax.sgd(1.0), seed=0,
+                              sample_shape=(1, 32, 32, 3), frozen=task.init_frozen())
+
+  before = jax.device_get(fresh_state().params)
+  single, _ = jax.jit(functools.partial(train_step, axis_name=None, task=task))(fresh_state(), batch)
+  data_parallel = DataParallel('shard_map')
+  parallel, _ = data_parallel.compile_train_step(train_step, task=task)(
+      data_parallel.put_state(fresh_state()), data_parallel.put_batch(batch))
+  change = lambda params: jax.tree.map(lambda new, old: np.asarray(new) - old, params, before)
+  return change(jax.device_get(single.params)), change(data_parallel.host_state(parallel).params)
+
+
+def test_gradient_on_four_devices_equals_one_device():
+  code = ('import jax, numpy as np; assert jax.device_count() == 4; import test_fast_style as t; '
+          'one, four = t.one_step_gradients(); '
+          'flat = lambda tree: np.concatenate([leaf.ravel() for leaf in jax.tree.leaves(tree)]); '
+          'ratio = np.linalg.norm(flat(four) - flat(one)) / np.linalg.norm(flat(one)); assert ratio < 1e-5, ratio')
+  # Relative to the whole gradient: some parameters (the shift of the instance norm whose output a
+  # later instance norm re-centres) have a zero gradient up to float noise, so per-leaf ratios are noise.
+  result = run_python(code, env_extra=FOUR_DEVICES)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_four_devices_train_like_one_device(trained, tmp_path):
+  result = run_cli('train', *SMOKE, '--workdir', tmp_path, env_extra=FOUR_DEVICES)
+  assert result.returncode == 0, result.stderr
+  ours, theirs = read_metrics(trained, 'train/loss'), read_metrics(tmp_path, 'train/loss')
+  # The first steps agree to 1e-5; after that Adam, whose first updates are nearly lr * sign(gradient),
+  # turns float32 summation-order differences of near-zero gradients into lr-sized ones: measured
+  # 2.4e-4 relative at step 5 of 6 (the reconstruction test's 1e-5 absolute on a loss of ~0.05 is
+  # 2e-4 relative).
+  assert [theirs[1], theirs[2]] == pytest.approx([ours[1], ours[2]], rel=1e-5)
+  assert [theirs[s] for s in sorted(theirs)] == pytest.approx([ours[s] for s in sorted(ours)], rel=1e-3)
+
+
+def test_stylize_fast_blends_trained_styles(trained, tmp_path):
+  from cnnrecon import cli
+  from cnnrecon.data.images import PAINTINGS
+  content = PAINTINGS / 'shipwreck.jpg'
+  out = tmp_path / 'out'
+  assert cli.main(['stylize', str(content), '--method', 'fast', '--workdir', str(trained), '--size', '64',
+                   '--out', str(out), '--style', 'starry_night', '--style', 'the_scream',
+                   '--style-weights', '0.25,0.75']) == 0
+  losses = json.loads((out / 'shipwreck_losses.json').read_text())
+  assert losses['style_mix'] == [0.25, 0.75] and losses['seconds'] > 0
+  assert (out / 'shipwreck.png').is_file() and (out / 'shipwreck_side_by_side.png').is_file()
+
+
+def test_stylize_fast_bad_input(trained, tmp_path, capsys):
+  content = str(trained / 'grid.png')
+  fails_with_one_line(capsys, ['stylize', content, '--method', 'fast', '--out', tmp_path], '--workdir')
+  fails_with_one_line(capsys, ['stylize', content, '--method', 'fast', '--workdir', trained, '--style', 'shipwreck',
+                               '--out', tmp_path], 'not one of the styles', 'starry_night')
+  fails_with_one_line(capsys, ['stylize', content, '--method', 'fast', '--workdir', trained, '--style', 'starry_night',
+                               '--style', 'the_scream', '--style-weights', '0.5,0.6', '--out', tmp_path], 'sum to 1')
+
+
+def test_stylize_fast_refuses_a_workdir_of_another_task(tmp_path, capsys):
+  denoiser = tmp_path / 'denoiser'
+  result = run_cli('train', '--config', 'experiments/denoise_dncnn.py:smoke', '--config.train.steps=2',
+                   '--no-progress', '--workdir', denoiser)
+  assert result.returncode == 0, result.stderr
+  fails_with_one_line(capsys, ['stylize', str(denoiser / 'grid.png'), '--method', 'fast', '--workdir', denoiser,
+                               '--out', tmp_path / 'out'], "trained for task 'gaussian'", 'style_fast.py')
+  assert not (tmp_path / 'out').exists()
+
+
+def test_bad_fast_style_configs_are_one_line_errors(tmp_path, capsys):
+  base = ['train', '--config', 'experiments/style_fast.py:smoke', '--workdir', tmp_path / 'w']
+  fails_with_one_line(capsys, base + ['--config.model.transform_net.styles=2'], 'transform_net.styles=1')
+  fails_with_one_line(capsys, base + ['--config.task.fast_style.styles=("no_such_painting",)'], 'not found')
+  fails_with_one_line(capsys, base + ['--config.model.name=dncnn'], 'model.name=transform_net')
+  fails_with_one_line(capsys, base + ['--config.data.patch_size=30'], 'multiple of 4')
+  fails_with_one_line(capsys, base + ['--config.task.fast_style.colour=1'], 'not an option')
