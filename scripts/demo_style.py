@@ -22,13 +22,12 @@ from skimage import data
 from cnnrecon.data.images import PAINTINGS, write_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.config import load_config
-from cnnrecon.data.grids import image_grid
 from cnnrecon.data.pipeline import center_crop
 from cnnrecon.data.sources import load_source
 from cnnrecon.evaluation import train_and_evaluate
 from cnnrecon.evaluation.workdir import source_images
 from cnnrecon.style.command import stylize_files
-from cnnrecon.style.compare import compare_with_gatys
+from cnnrecon.style.compare import describe_figures, write_fast_vs_gatys
 from cnnrecon.style.fast import load_fast_net
 from cnnrecon.models.loss_network import DEFAULT_FEATURES, weights_path
 
@@ -80,21 +79,10 @@ def fast_net_demo(content: pathlib.Path, features: str) -> None:
   train_and_evaluate(config, workdir, progress=True)
   stylize_files([str(content)], [], out=str(OUT / 'fast'), method='fast', workdir=str(workdir), size=256,
                 overwrite=True)
-  net = load_fast_net(workdir)
   held_out = [center_crop(image, COMPARE_SIDE) for name, image in
               source_images(load_source('samples:validation'), 3) if name in COMPARE_IMAGES]
-  rows = compare_with_gatys(net, held_out)
-  grid = image_grid([np.stack(held_out), np.stack([r['gatys_image'] for r in rows]),
-                     np.stack([r['fast_image'] for r in rows])], titles=['content', 'Gatys, 200 Adam steps', 'fast net'])
-  write_image(OUT / 'fast_vs_gatys.png', grid.astype(np.float32) / 255.0)
-  figures = {method: {key: float(np.mean([r[method][key] for r in rows])) for key in ('content', 'style', 'seconds')}
-             for method in ('fast', 'gatys')}
-  (OUT / 'fast_vs_gatys.json').write_text(json.dumps(figures, indent=1) + '\n')
-  print(f"fast net vs Gatys on {len(rows)} held-out {COMPARE_SIDE}px images: style loss "
-        f"{figures['fast']['style']:.4g} vs {figures['gatys']['style']:.4g} "
-        f"({figures['fast']['style'] / figures['gatys']['style']:.2f}x), content loss {figures['fast']['content']:.3g} "
-        f"vs {figures['gatys']['content']:.3g}, seconds per image {figures['fast']['seconds']:.3f} vs "
-        f"{figures['gatys']['seconds']:.1f} ({figures['gatys']['seconds'] / figures['fast']['seconds']:.0f}x less)")
+  figures = write_fast_vs_gatys(load_fast_net(workdir), held_out, OUT)
+  print(describe_figures(figures, len(held_out), COMPARE_SIDE))
 
 
 def main() -> None:

@@ -5,10 +5,15 @@ the fast net's own weights, layers, VGG and style targets); the comparison
 reports each method's style and content loss and seconds per image.
 """
 
+import json
+import pathlib
 from typing import Sequence
 
 import numpy as np
 
+from cnnrecon.data.grids import image_grid
+from cnnrecon.data.images import write_image
+from cnnrecon.io import write_file_atomic
 from cnnrecon.style import gatys
 from cnnrecon.style.fast import FastNet, stylize_and_score
 from cnnrecon.train import perceptual
@@ -44,3 +49,31 @@ def compare_with_gatys(net: FastNet, contents: Sequence[np.ndarray], *, style_in
     rows.append({'fast': fast_parts, 'fast_image': fast_image, 'gatys_image': gatys_image,
                  'gatys': {key: final[key] for key in ('content', 'style', 'tv', 'seconds')}})
   return rows
+
+
+def write_fast_vs_gatys(net: FastNet, contents: Sequence[np.ndarray], out_dir: str | pathlib.Path, *,
+                        steps: int = 200) -> dict[str, dict[str, float]]:
+  """Runs `compare_with_gatys` and writes `fast_vs_gatys.png` (content | Gatys | fast) and `.json` (means).
+
+  Returns:
+    `{'fast': {...}, 'gatys': {...}}`: mean content and style loss and seconds per image.
+  """
+  out_dir = pathlib.Path(out_dir)
+  rows = compare_with_gatys(net, contents, steps=steps)
+  grid = image_grid([np.stack(contents), np.stack([r['gatys_image'] for r in rows]),
+                     np.stack([r['fast_image'] for r in rows])],
+                    titles=['content', f'Gatys, {steps} Adam steps', 'fast net'])
+  write_image(out_dir / 'fast_vs_gatys.png', grid.astype(np.float32) / 255.0)
+  figures = {method: {key: float(np.mean([r[method][key] for r in rows])) for key in ('content', 'style', 'seconds')}
+             for method in ('fast', 'gatys')}
+  write_file_atomic(out_dir / 'fast_vs_gatys.json', json.dumps(figures, indent=1) + '\n')
+  return figures
+
+
+def describe_figures(figures: dict, count: int, side: int) -> str:
+  """One line: style and content loss and time per image, fast vs Gatys."""
+  fast, slow = figures['fast'], figures['gatys']
+  return (f"fast net vs Gatys on {count} held-out {side}px images: style loss {fast['style']:.4g} vs "
+          f"{slow['style']:.4g} ({fast['style'] / slow['style']:.2f}x), content loss {fast['content']:.3g} vs "
+          f"{slow['content']:.3g}, seconds per image {fast['seconds']:.3f} vs {slow['seconds']:.1f} "
+          f"({slow['seconds'] / fast['seconds']:.0f}x less)")

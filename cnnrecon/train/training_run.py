@@ -39,6 +39,7 @@ class TrainingRun:
     self.skipped, self.skipped_in_a_row = 0, 0
     cpu_conv = config.compile.cpu_conv
     static = {'skip_nonfinite': True} if skip_nonfinite else {}
+    self.task = task
     self.train_step = data_parallel.compile_train_step(train_step, cpu_conv=cpu_conv, task=task, **static)
     self.eval_step = compiler.jit(functools.partial(eval_step, axis_name=None, task=task), cpu_conv=cpu_conv)
     self.writer = MetricWriter(workdir)
@@ -130,7 +131,9 @@ class TrainingRun:
           scalars = self.validate(step, state, eval_batch)
           self.writer.write_scalars(step, scalars)
           last.update(scalars)
-          eval_psnr = scalars['eval/psnr']
+          # The checkpoint kept as "best": highest validation PSNR, or for a style task (whose PSNR
+          # only says how close the result stays to the content) the lowest validation loss.
+          eval_psnr = -scalars['eval/loss'] if self.task.is_style_task else scalars['eval/psnr']
           window_start = time.perf_counter()
         if save:
           self.save(step, state, eval_psnr)
