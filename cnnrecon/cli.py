@@ -7,6 +7,7 @@
   cnnrecon weights import --format hed|torchvision|keras [--model vgg] FILE [--name NAME]
   cnnrecon weights fetch vgg16|vgg19|vgg16-hed
   cnnrecon stylize CONTENT... --style S [--style S2 --style-weights 0.7,0.3] [--size 512] [--steps N] --out DIR
+  cnnrecon stylize CONTENT... --method fast|adain --workdir DIR [--style S ...] [--alpha A] --out DIR
 
 User mistakes print one line `cnnrecon: error: ...` and exit with status 2; a
 diverged training run (non-finite loss) exits with 3; SIGTERM stops training
@@ -85,11 +86,14 @@ def _build_parser() -> argparse.ArgumentParser:
   stylize.add_argument('contents', nargs='+', help='content image files')
   stylize.add_argument('--style', action='append', default=None,
                        help='style image (repeat to blend several); with --method fast, a trained style\'s name '
-                       '(default: its first)')
+                       '(default: its first); with --method adain, any image or a shipped painting\'s name')
   stylize.add_argument('--style-weights', default=None, help='blend weights, one per --style, summing to 1')
-  stylize.add_argument('--method', default='gatys', help='gatys (optimise each image) or fast (a net trained with '
-                       'experiments/style_fast.py, given by --workdir); adain is not built yet')
-  stylize.add_argument('--workdir', default=None, help='--method fast: the trained transform net\'s workdir')
+  stylize.add_argument('--method', default='gatys', help='gatys (optimise each image), fast (a net trained with '
+                       'experiments/style_fast.py, given by --workdir) or adain (a decoder trained with '
+                       'experiments/style_adain.py: any --style image)')
+  stylize.add_argument('--workdir', default=None, help='--method fast / adain: the trained net\'s workdir')
+  stylize.add_argument('--alpha', type=float, default=1.0, help='--method adain: style strength from 0 (the '
+                       'content\'s own features) to 1 (default)')
   stylize.add_argument('--size', type=int, default=512, help='longer side of the result in pixels')
   stylize.add_argument('--steps', type=int, default=200, help='optimisation steps (gatys)')
   stylize.add_argument('--optimizer', default='adam', choices=('adam', 'lbfgs'))
@@ -210,7 +214,7 @@ def _stylize(args, extra):
                 optimizer=args.optimizer, style_weights=args.style_weights, features=args.features,
                 keep_colors=args.preserve_color, init=args.init, pyramid=args.pyramid,
                 style_layers=args.style_layers, style_layer_weights=args.style_layer_weights, gram=args.gram,
-                overwrite=args.overwrite, progress=not args.no_progress)
+                alpha=args.alpha, overwrite=args.overwrite, progress=not args.no_progress)
 
 
 def _denoise(args, extra):

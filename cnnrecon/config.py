@@ -264,6 +264,8 @@ def base_config() -> ml_collections.ConfigDict:
       # BatchNorm's epsilon (imported weights record their own).
       # transform_net (fast style transfer): depth = residual blocks, features = first conv's
       # width, styles = how many styles its conditional instance norms hold.
+      # adain_decoder (AdaIN style transfer): features = last stage's width (64: the paper's
+      # 256/128/64); depth is unused (a fixed nine convs).
       'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32',
                 'dncnn': {'space_to_depth': 1, 'bn_epsilon': 1e-5},
                 'transform_net': {'styles': 1}},
@@ -280,7 +282,15 @@ def base_config() -> ml_collections.ConfigDict:
                'fast_style': {'styles': ('starry_night',), 'style_size': 256, 'features': 'vgg16-hed',
                               'content_weight': 1.0, 'style_weight': 1e3, 'tv_weight': 1e-5,
                               'content_layers': ('relu4_2',),
-                              'style_layers': ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')}},
+                              'style_layers': ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')},
+               # AdaIN arbitrary-style transfer (Huang & Belongie 2017): `styles` are image files,
+               # folders of them (every image inside) or shipped paintings, resized to `style_size` on
+               # their short side (center squares; each example gets a random crop of one); a decoder
+               # learns to invert AdaIN at `content_layer` of the `features` VGG; loss = content
+               # + style_weight * mean/std loss at `style_layers`.
+               'adain': {'styles': ('starry_night', 'the_scream', 'shipwreck'), 'style_size': 512,
+                         'features': 'vgg16-hed', 'style_weight': 10.0, 'content_layer': 'relu4_1',
+                         'style_layers': ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1')}},
       # Legacy: values an older experiment file sets here (degradation.sigma, ...) move to
       # task.* with a deprecation notice when the config is loaded (RENAMED_KEYS).
       'degradation': {},

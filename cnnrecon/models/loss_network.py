@@ -56,8 +56,8 @@ def load_loss_network(features: str = DEFAULT_FEATURES, *, last_layer: str, pool
   """
   if features == 'random':
     vgg = VGG(depth=16, pooling=pooling, preprocessing='torchvision', last_layer=last_layer)
-    variables = jax.jit(vgg.init)(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
-    return LossNetwork(vgg, variables, f'random VGG-16 weights (seed {seed}): a texture baseline')
+    return LossNetwork(vgg, _random_variables(last_layer, seed),
+                       f'random VGG-16 weights (seed {seed}): a texture baseline')
   path = pathlib.Path(features) if features.endswith('.safetensors') else weights_path(features)
   if not path.is_file():
     raise CnnreconError(
@@ -68,6 +68,14 @@ def load_loss_network(features: str = DEFAULT_FEATURES, *, last_layer: str, pool
   vgg = VGG(depth=depth, pooling=pooling, preprocessing=manifest['preprocessing'], last_layer=last_layer)
   return LossNetwork(vgg, variables, f'{manifest["architecture"]} weights from {manifest["source"]} '
                      f'({manifest["preprocessing"]} preprocessing, sha256 {manifest["source_sha256"][:12]}...)')
+
+
+@functools.cache
+def _random_variables(last_layer: str, seed: int) -> Any:
+  """Seeded VGG-16 variables up to `last_layer`, made once per process: compiling the init's ten
+  random draws takes seconds on CPU, and training, reporting and stylizing each ask for them."""
+  vgg = VGG(depth=16, last_layer=last_layer)  # the params do not depend on pooling or preprocessing
+  return jax.jit(vgg.init)(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
 
 
 @functools.cache

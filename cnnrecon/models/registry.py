@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from cnnrecon.errors import CnnreconError
+from cnnrecon.models.adain import AdaINDecoder
 from cnnrecon.models.dncnn import DnCNN
 from cnnrecon.models.seed_stack import ConvPoolAutoencoder
 from cnnrecon.models.transform_net import TransformNet
@@ -23,6 +24,7 @@ MODELS.register('seed_stack')(ConvPoolAutoencoder)
 MODELS.register('dncnn')(DnCNN)
 MODELS.register('unet')(UNet)
 MODELS.register('transform_net')(TransformNet)
+MODELS.register('adain_decoder')(AdaINDecoder)
 
 DTYPES: Registry = Registry('model.dtype')
 DTYPES.register('float32')(jnp.float32)

@@ -1,1 +1,1 @@
-"""cnnrecon.style: image synthesis with a frozen VGG loss network (Gatys image optimisation so far)."""
+"""cnnrecon.style: synthesis with a frozen VGG: gatys (optimise an image), fast (trained styles), adain (any style)."""

@@ -14,10 +14,11 @@ from cnnrecon.data.grids import image_grid
 from cnnrecon.data.images import read_image, style_image_path, write_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
-from cnnrecon.style import fast, gatys
+from cnnrecon.style import adain, fast, gatys
 from cnnrecon.models.loss_network import DEFAULT_FEATURES, deepest, load_loss_network
 
 METHODS = ('gatys', 'fast', 'adain')
+TRAINED_METHODS = ('fast', 'adain')  # a net trained with experiments/style_<method>.py, given by --workdir
 MAX_SIZE = 2048
 
 
@@ -57,10 +58,12 @@ def preserve_color(result: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 
 def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, method: str = 'gatys',
-                  workdir: str | None = None, size: int = 512, steps: int = 200, optimizer: str = 'adam', style_weights: str | None = None,
-                  features: str = DEFAULT_FEATURES, keep_colors: bool = False, init: str = 'content',
+                  workdir: str | None = None, size: int = 512, steps: int = 200, optimizer: str = 'adam',
+                  style_weights: str | None = None, features: str = DEFAULT_FEATURES, keep_colors: bool = False,
+                  init: str = 'content',
                   pyramid: int = 1, style_layers: str | None = None, style_layer_weights: str | None = None,
-                  gram: str = 'johnson', overwrite: bool = False, progress: bool = True) -> list[pathlib.Path]:
+                  gram: str = 'johnson', alpha: float = 1.0, overwrite: bool = False,
+                  progress: bool = True) -> list[pathlib.Path]:
   """Stylises every content image with the blended `styles`; writes three files per content image.
 
   `<out>/<stem>.png` (the result), `<stem>_side_by_side.png` (content | style |
@@ -68,27 +71,35 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
   step). Every input is read and every output name checked before any work.
   `init` starts from the content, the (first) style or noise; `pyramid` > 1
   optimises coarse to fine over that many scales (`gatys.stylize_pyramid`).
+  `method` 'fast' and 'adain' run the net trained in `workdir`; `alpha` (adain)
+  trades the style's features for the content's own (0 = content only).
 
   Returns:
     The result PNG paths.
   """
   if method not in METHODS:
     raise CnnreconError(f'unknown --method {method!r}: use {", ".join(METHODS)}')
-  if method == 'adain':
-    raise CnnreconError('--method adain is not built yet: use --method gatys, or fast with a trained --workdir')
   if not 0 < size <= MAX_SIZE:
     raise CnnreconError(f'--size {size} must be between 1 and {MAX_SIZE} pixels (the longer side)')
-  if (method == 'fast') != (workdir is not None):
-    raise CnnreconError('--workdir goes with --method fast (the trained net), and --method fast needs it'
-                        if method == 'fast' else f'--workdir is only for --method fast, not {method}')
-  if method == 'gatys' and not styles:
-    raise CnnreconError('--method gatys needs at least one --style image')
+  if method in TRAINED_METHODS and workdir is None:
+    raise CnnreconError(f'--method {method} needs --workdir: a workdir trained with experiments/style_{method}.py')
+  if method not in TRAINED_METHODS and workdir is not None:
+    raise CnnreconError(f'--workdir is only for --method fast or adain (a trained net), not {method}')
+  if not 0 <= alpha <= 1:
+    raise CnnreconError(f'--alpha {alpha} must be between 0 (the content\'s own features) and 1 (full style)')
+  if alpha != 1 and method != 'adain':
+    raise CnnreconError(f'--alpha is only for --method adain, not {method}: leave it out')
+  if method in ('gatys', 'adain') and not styles:
+    raise CnnreconError(f'--method {method} needs at least one --style image')
   out_dir = pathlib.Path(out)
   outputs = [safety.output_paths(contents, out_dir, suffix=suffix, overwrite=overwrite, also_inputs=styles)
              for suffix in ('.png', '_side_by_side.png', '_losses.json')]
   if method == 'fast':
     return _stylize_fast(contents, styles, workdir, outputs, size=size, style_weights=style_weights,
                          keep_colors=keep_colors)
+  if method == 'adain':
+    return _stylize_adain(contents, styles, workdir, outputs, size=size, style_weights=style_weights,
+                          alpha=alpha, keep_colors=keep_colors)
   blend = parse_blend(style_weights, len(styles))
   content_images = [_resized(read_image(path, channels=3), size) for path in contents]
   style_images = [_resized(read_image(path, channels=3), size) for path in styles]
@@ -141,6 +152,29 @@ def _stylize_fast(contents: Sequence[str], styles: Sequence[str], workdir: str, 
     write_file_atomic(losses_path, json.dumps({'method': 'fast', 'workdir': str(workdir), 'step': net.step,
                                                'styles': list(net.styles), 'style_mix': mix, **parts},
                                               indent=1) + '\n')
+    print(result_path)
+    written.append(result_path)
+  return written
+
+
+def _stylize_adain(contents: Sequence[str], styles: Sequence[str], workdir: str, outputs, *, size: int,
+                   style_weights: str | None, alpha: float, keep_colors: bool) -> list[pathlib.Path]:
+  """`--method adain`: the workdir's decoder on AdaIN of each content image and (any) style images."""
+  net = adain.load_adain_net(workdir)
+  blend = parse_blend(style_weights, len(styles))
+  content_images = [_resized(read_image(path, channels=3), size) for path in contents]
+  style_images = [_resized(read_image(style_image_path(style), channels=3), size) for style in styles]
+  print(f'adain decoder: {workdir} (step {net.step}); styles {", ".join(styles)}; weights {blend}; alpha {alpha}')
+  written = []
+  for content, result_path, side_path, losses_path in zip(content_images, *outputs):
+    result, parts = net.score(content, style_images, blend, alpha)
+    if keep_colors:
+      result = preserve_color(result, content)
+    write_image(result_path, result)
+    write_image(side_path, _side_by_side(content, style_images[int(np.argmax(blend))], result))
+    write_file_atomic(losses_path, json.dumps({'method': 'adain', 'workdir': str(workdir), 'step': net.step,
+                                               'styles': list(styles), 'style_weights': blend, 'alpha': alpha,
+                                               **parts}, indent=1) + '\n')
     print(result_path)
     written.append(result_path)
   return written

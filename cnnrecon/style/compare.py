@@ -1,8 +1,10 @@
-"""A trained fast net against Gatys optimisation on the same images, loss and loss network.
+"""Trained nets against Gatys optimisation on the same images, loss and loss network.
 
-Both minimise the same objective (`train.perceptual.GramPerceptualLoss`, with
-the fast net's own weights, layers, VGG and style targets); the comparison
-reports each method's style and content loss and seconds per image.
+A fast net and Gatys minimise the same objective (`train.perceptual.GramPerceptualLoss`,
+with the fast net's own weights, layers, VGG and style targets). An AdaIN decoder
+minimises another (mean / std statistics), so its results are scored with Gatys'
+own loss (Gram matrices, `gatys.make_loss`) on the same VGG, beside Gatys' results.
+Each comparison reports style and content loss and seconds per image.
 """
 
 import json
@@ -14,7 +16,9 @@ import numpy as np
 from cnnrecon.data.grids import image_grid
 from cnnrecon.data.images import write_image
 from cnnrecon.io import write_file_atomic
+from cnnrecon.models.loss_network import deepest, load_loss_network
 from cnnrecon.style import gatys
+from cnnrecon.style.adain import AdaINNet
 from cnnrecon.style.fast import FastNet, stylize_and_score
 from cnnrecon.train import perceptual
 
@@ -51,6 +55,28 @@ def compare_with_gatys(net: FastNet, contents: Sequence[np.ndarray], *, style_in
   return rows
 
 
+def compare_adain_with_gatys(net: AdaINNet, contents: Sequence[np.ndarray], style: np.ndarray, *,
+                             steps: int = 200) -> list[dict]:
+  """Stylizes each content image with the AdaIN net (alpha 1) and with `steps` Gatys Adam steps.
+
+  Both results are scored with Gatys' default loss (`GatysSettings()`) on the
+  AdaIN encoder's VGG weights. Returns rows like `compare_with_gatys`.
+  """
+  settings = gatys.GatysSettings(steps=steps)
+  network = load_loss_network(net.config.task.adain.features, last_layer=deepest(
+      settings.content_layers + settings.style_layers), seed=net.config.seed)
+  grams = gatys.blended_grams(network, [style], [1.0], settings.style_layers)
+  rows = []
+  for content in contents:
+    adain_image, adain_parts = net.score(content, [style], [1.0])
+    _, parts = gatys.make_loss(network, content, grams, settings)(adain_image[None])
+    gatys_image, history = gatys.stylize(network, content, [style], settings=settings, progress=False)
+    rows.append({'adain': {**{k: float(v) for k, v in parts.items()}, 'seconds': adain_parts['seconds']},
+                 'adain_image': adain_image, 'gatys_image': gatys_image,
+                 'gatys': {key: history[-1][key] for key in ('content', 'style', 'tv', 'seconds')}})
+  return rows
+
+
 def write_fast_vs_gatys(net: FastNet, contents: Sequence[np.ndarray], out_dir: str | pathlib.Path, *,
                         steps: int = 200) -> dict[str, dict[str, float]]:
   """Runs `compare_with_gatys` and writes `fast_vs_gatys.png` (content | Gatys | fast) and `.json` (means).
@@ -70,10 +96,25 @@ def write_fast_vs_gatys(net: FastNet, contents: Sequence[np.ndarray], out_dir: s
   return figures
 
 
-def describe_figures(figures: dict, count: int, side: int) -> str:
-  """One line: style and content loss and time per image, fast vs Gatys."""
-  fast, slow = figures['fast'], figures['gatys']
-  return (f"fast net vs Gatys on {count} held-out {side}px images: style loss {fast['style']:.4g} vs "
+def describe_figures(figures: dict, count: int, side: int, method: str = 'fast') -> str:
+  """One line: style and content loss and time per image, `method` ('fast' | 'adain') vs Gatys."""
+  fast, slow = figures[method], figures['gatys']
+  return (f"{method} vs Gatys on {count} held-out {side}px images: style loss {fast['style']:.4g} vs "
           f"{slow['style']:.4g} ({fast['style'] / slow['style']:.2f}x), content loss {fast['content']:.3g} vs "
           f"{slow['content']:.3g}, seconds per image {fast['seconds']:.3f} vs {slow['seconds']:.1f} "
           f"({slow['seconds'] / fast['seconds']:.0f}x less)")
+
+
+def write_adain_vs_gatys(net: AdaINNet, contents: Sequence[np.ndarray], style: np.ndarray,
+                         out_dir: str | pathlib.Path, *, steps: int = 200) -> dict[str, dict[str, float]]:
+  """Runs `compare_adain_with_gatys`; writes `adain_vs_gatys.png` (content | Gatys | AdaIN) and `.json` (means)."""
+  out_dir = pathlib.Path(out_dir)
+  rows = compare_adain_with_gatys(net, contents, style, steps=steps)
+  grid = image_grid([np.stack(contents), np.stack([r['gatys_image'] for r in rows]),
+                     np.stack([r['adain_image'] for r in rows])],
+                    titles=['content', f'Gatys, {steps} Adam steps', 'AdaIN'])
+  write_image(out_dir / 'adain_vs_gatys.png', grid.astype(np.float32) / 255.0)
+  figures = {method: {key: float(np.mean([r[method][key] for r in rows])) for key in ('content', 'style', 'seconds')}
+             for method in ('adain', 'gatys')}
+  write_file_atomic(out_dir / 'adain_vs_gatys.json', json.dumps(figures, indent=1) + '\n')
+  return figures

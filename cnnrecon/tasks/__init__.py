@@ -18,6 +18,7 @@ TASKS.register('poisson')(denoise.poisson)
 TASKS.register('poisson_gaussian')(poisson_gaussian.poisson_gaussian)
 TASKS.register('inpaint')(inpaint.inpaint)
 TASKS.register('fast_style')(style.fast_style)
+TASKS.register('adain')(style.adain)
 
 
 def task_options(task_config: ml_collections.ConfigDict) -> dict[str, Any]:

@@ -5,6 +5,8 @@ train and eval steps and the evaluation layer need to know about it:
 
 - `prepare(keys, clean, frozen)`: observation, model input (the operator's
   initial estimate) and target for a batch, one key per example;
+- `sample_model_input(image_shape)`: what the model's params are initialised on
+  (a zero image; AdaIN's decoder reads VGG feature maps instead);
 - `no_model_estimate(example)`: the image tables and grids show as the "no
   model" estimate (the model input for reconstruction);
 - `compute_loss(estimate, example, frozen)`: the training loss. The pixel loss
@@ -23,6 +25,7 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 
 from cnnrecon.ops.base import ForwardOperator, observe_batch
 
@@ -95,6 +98,10 @@ class ReconstructionTask:
     observed = observe_batch(self.operator, keys, clean)
     return {'observed': observed, 'model_input': jax.vmap(self.operator.initial_estimate)(observed),
             'target': clean}
+
+  def sample_model_input(self, image_shape: tuple[int, ...]) -> jax.Array:
+    """What the model is initialised on: a zero image of `image_shape` (NHWC)."""
+    return jnp.zeros(image_shape, jnp.float32)
 
   def no_model_estimate(self, example: Example) -> jax.Array:
     """The "no model" estimate: the model input (the operator's initial estimate)."""

@@ -28,18 +28,40 @@ _SIZE_SCAN_LIMIT = 5000
 _BYTES_PER_ACTIVATION = 2 * 4
 
 
+# Tasks trained on a perceptual loss (a frozen VGG, `train/perceptual.py`) instead of `config.train.loss`.
+PERCEPTUAL_LOSSES = {'fast_style': perceptual.fast_style_loss, 'adain': perceptual.adain_loss}
+
+
 def make_task(config: ml_collections.ConfigDict) -> ReconstructionTask:
   """The task `config.task` names, with the pixel loss `config.train.loss` (a perceptual loss for style)."""
-  if config.task.name == 'fast_style':
-    return build_task(config.task, loss=perceptual.fast_style_loss(config.task.fast_style, seed=config.seed))
+  build_loss = PERCEPTUAL_LOSSES.get(config.task.name)
+  if build_loss is not None:
+    return build_task(config.task, loss=build_loss(config.task[config.task.name], seed=config.seed))
   return build_task(config.task, loss=get_loss(config.train.loss))
 
 
 def check_task(config: ml_collections.ConfigDict) -> None:
   """Checks the task's options, without reading the weights and images a style task needs."""
-  if config.task.name != 'fast_style':
+  if config.task.name == 'fast_style':
+    _check_fast_style(config)
+  elif config.task.name == 'adain':
+    _check_adain(config)
+  else:
     make_task(config)
-    return
+
+
+def _check_adain(config: ml_collections.ConfigDict) -> None:
+  perceptual.check_adain_options(config.task.adain)
+  if config.model.name != 'adain_decoder' or config.data.channels != 3:
+    raise CnnreconError('task adain trains an RGB decoder: set --config.model.name=adain_decoder and '
+                        f'--config.data.channels=3 (now {config.model.name}, {config.data.channels} channel(s))')
+  for key in ('patch_size', 'eval_crop'):
+    if config.data[key] % 8:
+      raise CnnreconError(f'data.{key}={config.data[key]}: the AdaIN decoder needs a multiple of 8 (it inverts '
+                          f'three VGG poolings): set --config.data.{key}={config.data[key] // 8 * 8 or 8}')
+
+
+def _check_fast_style(config: ml_collections.ConfigDict) -> None:
   perceptual.check_fast_style_options(config.task.fast_style)
   styles = len(config.task.fast_style.styles)
   if config.model.name != 'transform_net' or config.data.channels != 3:

@@ -120,7 +120,7 @@ def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> di
   optimizer = make_optimizer(config.optim, config.train.steps, skip_nonfinite=skip_nonfinite)
   sample_shape = (1, config.data.patch_size, config.data.patch_size, config.data.channels)
   host_state = create_train_state(model, optimizer, seed=config.seed, sample_shape=sample_shape,
-                                  frozen=task.init_frozen())
+                                  frozen=task.init_frozen(), sample_input=task.sample_model_input(sample_shape))
   batches = train_iterator(train_source, seed=config.seed, patch_size=config.data.patch_size,
                            channels=config.data.channels, batch_size=local_batch,
                            augment=config.data.augment, num_threads=config.data.num_threads,

@@ -109,7 +109,8 @@ def make_optimizer(optim_config: ml_collections.ConfigDict, total_steps: int, *,
 
 
 def create_train_state(model: flax.linen.Module, optimizer: optax.GradientTransformation, *,
-                       seed: int, sample_shape: tuple[int, ...], frozen: Any = None) -> TrainState:
+                       seed: int, sample_shape: tuple[int, ...], frozen: Any = None,
+                       sample_input: Any = None) -> TrainState:
   """Initializes params and BatchNorm statistics from `seed`.
 
   Args:
@@ -118,6 +119,8 @@ def create_train_state(model: flax.linen.Module, optimizer: optax.GradientTransf
     seed: `config.seed`; the only source of randomness.
     sample_shape: NHWC shape of one input batch (used for shapes only).
     frozen: variables the optimizer must not touch (`task.init_frozen()`).
+    sample_input: what to initialise on instead of zeros of `sample_shape`, for
+      models whose input is not an image (`task.sample_model_input`).
 
   Returns:
     A TrainState at step 0.
@@ -125,7 +128,9 @@ def create_train_state(model: flax.linen.Module, optimizer: optax.GradientTransf
   init_key, root_key = jax.random.split(jax.random.key(seed))
   # Jitted: run op by op, the orthogonal init of a 17-layer net takes seconds on CPU.
   init = jax.jit(functools.partial(model.init, train=False))
-  variables = init(init_key, jnp.zeros(sample_shape, jnp.float32))
+  if sample_input is None:
+    sample_input = jnp.zeros(sample_shape, jnp.float32)
+  variables = init(init_key, sample_input)
   return TrainState.create(
       apply_fn=model.apply,
       params=variables['params'],
