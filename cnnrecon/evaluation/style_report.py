@@ -25,6 +25,21 @@ from cnnrecon.train.perceptual import read_styles, resize_short_side, style_file
 ADAIN_TRAINED_SHOWN = 3
 
 
+def _write_style_report(config: ml_collections.ConfigDict, workdir: pathlib.Path, rows: dict, columns: list,
+                        config_summary: dict, *, table: list[str], convention: str, wall_time_s: float,
+                        images_per_second: float | None) -> pathlib.Path:
+  """Writes `eval/summary.json` (`rows`), `grid.png` (`columns`: content, then one per style),
+  `loss_curve.png` and `report.md` with the style loss `table`."""
+  (workdir / 'eval').mkdir(exist_ok=True)
+  write_file_atomic(workdir / 'eval' / 'summary.json', json.dumps(rows, indent=1) + '\n')
+  grid_png = report.save_png(workdir / 'grid.png', image_grid(columns, titles=['content', *rows]))
+  curve_png = report.plot_loss_curve(workdir / 'metrics.jsonl', workdir / 'loss_curve.png')
+  return report.write_report(
+      workdir, config_summary=config_summary, rows_summary=rows, grid_png=str(grid_png), curve_png=str(curve_png),
+      wall_time_s=wall_time_s, steps=config.train.steps, images_per_second=images_per_second,
+      convention=convention, results_lines=table)
+
+
 def _loss_table(rows: dict[str, dict[str, float]]) -> list[str]:
   lines = ['| style | content loss | style loss | TV | ms per image |', '|---|---:|---:|---:|---:|']
   for style, row in rows.items():
@@ -53,10 +68,6 @@ def write_fast_style_report(config: ml_collections.ConfigDict, workdir: pathlib.
     columns.append(np.stack([result for result, _ in scored]))
     rows[pathlib.Path(style).stem] = {key: float(np.mean([parts[key] for _, parts in scored]))
                                       for key in ('content', 'style', 'tv', 'seconds')}
-  (workdir / 'eval').mkdir(exist_ok=True)
-  write_file_atomic(workdir / 'eval' / 'summary.json', json.dumps(rows, indent=1) + '\n')
-  grid_png = report.save_png(workdir / 'grid.png', image_grid(columns, titles=['content', *rows]))
-  curve_png = report.plot_loss_curve(workdir / 'metrics.jsonl', workdir / 'loss_curve.png')
   options = config.task.fast_style
   config_summary = {'model': f'{config.model.name} ({config.model.depth} residual blocks, '
                              f'{config.model.features} features)',
@@ -65,11 +76,11 @@ def write_fast_style_report(config: ml_collections.ConfigDict, workdir: pathlib.
                     'train data': config.data.train, 'eval data': config.data.eval,
                     'batch / patch': f'{config.data.batch_size} x {config.data.patch_size}px',
                     'steps': config.train.steps, 'seed': config.seed, 'parallel': config.parallel}
-  return report.write_report(
-      workdir, config_summary=config_summary, rows_summary=rows, grid_png=str(grid_png), curve_png=str(curve_png),
-      wall_time_s=wall_time_s, steps=config.train.steps, images_per_second=images_per_second,
+  return _write_style_report(
+      config, workdir, rows, columns, config_summary, table=_loss_table(rows), wall_time_s=wall_time_s,
+      images_per_second=images_per_second,
       convention=f'the training loss\'s terms (unweighted) on {len(contents)} held-out '
-                 f'{config.data.eval_crop}px crops of {config.data.eval}', results_lines=_loss_table(rows))
+                 f'{config.data.eval_crop}px crops of {config.data.eval}')
 
 
 def _adain_styles(config: ml_collections.ConfigDict) -> list[tuple[pathlib.Path, bool]]:
@@ -112,10 +123,6 @@ def write_adain_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     columns.append(np.stack([shown, *[result for result, _ in scored]]))
     rows[path.stem] = {'seen': seen, **{key: float(np.mean([parts[key] for _, parts in scored]))
                                         for key in ('content', 'style', 'seconds')}}
-  (workdir / 'eval').mkdir(exist_ok=True)
-  write_file_atomic(workdir / 'eval' / 'summary.json', json.dumps(rows, indent=1) + '\n')
-  grid_png = report.save_png(workdir / 'grid.png', image_grid(columns, titles=['content', *rows]))
-  curve_png = report.plot_loss_curve(workdir / 'metrics.jsonl', workdir / 'loss_curve.png')
   options = config.task.adain
   config_summary = {'model': f'{config.model.name} ({config.model.features} features: '
                              f'{4 * config.model.features}/{2 * config.model.features}/{config.model.features})',
@@ -124,9 +131,9 @@ def write_adain_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                     'train data': config.data.train, 'eval data': config.data.eval,
                     'batch / patch': f'{config.data.batch_size} x {config.data.patch_size}px',
                     'steps': config.train.steps, 'seed': config.seed, 'parallel': config.parallel}
-  return report.write_report(
-      workdir, config_summary=config_summary, rows_summary=rows, grid_png=str(grid_png), curve_png=str(curve_png),
-      wall_time_s=wall_time_s, steps=config.train.steps, images_per_second=images_per_second,
+  return _write_style_report(
+      config, workdir, rows, columns, config_summary, table=_adain_table(rows), wall_time_s=wall_time_s,
+      images_per_second=images_per_second,
       convention=f'the training loss\'s terms (unweighted; alpha 1) on {len(contents)} held-out {crop}px crops of '
                  f'{config.data.eval}; the top row shows each style; "ms per image" is encoding, AdaIN and '
-                 'decoding after a compiling call', results_lines=_adain_table(rows))
+                 'decoding after a compiling call')

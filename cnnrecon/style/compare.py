@@ -77,23 +77,29 @@ def compare_adain_with_gatys(net: AdaINNet, contents: Sequence[np.ndarray], styl
   return rows
 
 
+def _write_comparison(rows: list[dict], contents: Sequence[np.ndarray], method: str, title: str,
+                      out_dir: str | pathlib.Path, steps: int) -> dict[str, dict[str, float]]:
+  """Writes `<method>_vs_gatys.png` (content | Gatys | method) and `.json` (means); returns the means."""
+  out_dir = pathlib.Path(out_dir)
+  grid = image_grid([np.stack(contents), np.stack([r['gatys_image'] for r in rows]),
+                     np.stack([r[f'{method}_image'] for r in rows])],
+                    titles=['content', f'Gatys, {steps} Adam steps', title])
+  write_image(out_dir / f'{method}_vs_gatys.png', grid.astype(np.float32) / 255.0)
+  figures = {name: {key: float(np.mean([r[name][key] for r in rows])) for key in ('content', 'style', 'seconds')}
+             for name in (method, 'gatys')}
+  write_file_atomic(out_dir / f'{method}_vs_gatys.json', json.dumps(figures, indent=1) + '\n')
+  return figures
+
+
 def write_fast_vs_gatys(net: FastNet, contents: Sequence[np.ndarray], out_dir: str | pathlib.Path, *,
                         steps: int = 200) -> dict[str, dict[str, float]]:
-  """Runs `compare_with_gatys` and writes `fast_vs_gatys.png` (content | Gatys | fast) and `.json` (means).
+  """Runs `compare_with_gatys`; writes `fast_vs_gatys.png` (content | Gatys | fast) and `.json`.
 
   Returns:
     `{'fast': {...}, 'gatys': {...}}`: mean content and style loss and seconds per image.
   """
-  out_dir = pathlib.Path(out_dir)
   rows = compare_with_gatys(net, contents, steps=steps)
-  grid = image_grid([np.stack(contents), np.stack([r['gatys_image'] for r in rows]),
-                     np.stack([r['fast_image'] for r in rows])],
-                    titles=['content', f'Gatys, {steps} Adam steps', 'fast net'])
-  write_image(out_dir / 'fast_vs_gatys.png', grid.astype(np.float32) / 255.0)
-  figures = {method: {key: float(np.mean([r[method][key] for r in rows])) for key in ('content', 'style', 'seconds')}
-             for method in ('fast', 'gatys')}
-  write_file_atomic(out_dir / 'fast_vs_gatys.json', json.dumps(figures, indent=1) + '\n')
-  return figures
+  return _write_comparison(rows, contents, 'fast', 'fast net', out_dir, steps)
 
 
 def describe_figures(figures: dict, count: int, side: int, method: str = 'fast') -> str:
@@ -108,13 +114,5 @@ def describe_figures(figures: dict, count: int, side: int, method: str = 'fast')
 def write_adain_vs_gatys(net: AdaINNet, contents: Sequence[np.ndarray], style: np.ndarray,
                          out_dir: str | pathlib.Path, *, steps: int = 200) -> dict[str, dict[str, float]]:
   """Runs `compare_adain_with_gatys`; writes `adain_vs_gatys.png` (content | Gatys | AdaIN) and `.json` (means)."""
-  out_dir = pathlib.Path(out_dir)
   rows = compare_adain_with_gatys(net, contents, style, steps=steps)
-  grid = image_grid([np.stack(contents), np.stack([r['gatys_image'] for r in rows]),
-                     np.stack([r['adain_image'] for r in rows])],
-                    titles=['content', f'Gatys, {steps} Adam steps', 'AdaIN'])
-  write_image(out_dir / 'adain_vs_gatys.png', grid.astype(np.float32) / 255.0)
-  figures = {method: {key: float(np.mean([r[method][key] for r in rows])) for key in ('content', 'style', 'seconds')}
-             for method in ('adain', 'gatys')}
-  write_file_atomic(out_dir / 'adain_vs_gatys.json', json.dumps(figures, indent=1) + '\n')
-  return figures
+  return _write_comparison(rows, contents, 'adain', 'AdaIN', out_dir, steps)

@@ -17,6 +17,7 @@ import time
 from typing import Any, Iterator
 
 import grain
+import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as policies
 
@@ -166,11 +167,16 @@ def restore_arrays(manager: ocp.CheckpointManager, step: int) -> dict:
   """Restores the train state saved at `step` as nested dicts of arrays, without a target.
 
   Inference needs only `params` and `batch_stats`, so it need not rebuild the
-  optimizer state's structure.
+  optimizer state's structure. The arrays land on this process's first device:
+  restoring with the saved shardings fails on another topology ("Topology
+  mismatch" for a run saved on 4 devices and read on 1).
   """
   try:
     with _damage_reported_once():
-      return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      saved = manager.item_metadata(step)['state']
+      target = jax.tree.map(lambda meta: jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=device), saved)
+      return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))['state']
   except Exception as error:
     raise _unreadable(manager, step, error) from error
 
