@@ -19,18 +19,10 @@ import ml_collections
 import numpy as np
 
 from cnnrecon import compiler, losses
-from cnnrecon.config import config_from_dict
-from cnnrecon.errors import CnnreconError
 from cnnrecon.models.adain import UPSAMPLING
 from cnnrecon.models.registry import build_model
-from cnnrecon.train import checkpoint, perceptual
-
-
-def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-  """`image` [H, W, C] reflect-padded at the bottom and right to sides divisible by `multiple`, as [1, H', W', C]."""
-  height, width = image.shape[:2]
-  pad = [(0, -height % multiple), (0, -width % multiple), (0, 0)]
-  return np.pad(image, pad, mode='reflect')[None].astype(np.float32)
+from cnnrecon.style.fast import pad_to_multiple, restore_style_net
+from cnnrecon.train import perceptual
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +62,7 @@ class AdaINNet:
 
   def encode(self, image: np.ndarray) -> dict[str, jax.Array]:
     """Encoder activations of one RGB image [H, W, 3] (sides padded to multiples of 8)."""
-    return self._encode(jnp.asarray(_pad_to_multiple(image, UPSAMPLING)), self._frozen)
+    return self._encode(jnp.asarray(pad_to_multiple(image, UPSAMPLING)), self._frozen)
 
   def target(self, content_features: dict, style_features: Sequence[dict], weights: Sequence[float],
              alpha: float) -> jax.Array:
@@ -113,14 +105,7 @@ class AdaINNet:
 
 
 def load_adain_net(workdir: str | pathlib.Path) -> AdaINNet:
-  """The best (lowest validation loss, else latest) decoder of a workdir trained for the `adain` task.
-
-  Raises:
-    CnnreconError: no checkpoint, or a workdir trained for another task.
-  """
-  step, saved, variables = checkpoint.load_variables(workdir)
-  config = config_from_dict(saved)
-  if config.task.name != 'adain':
-    raise CnnreconError(f'{workdir} was trained for task {config.task.name!r}, not AdaIN style transfer: pass a '
-                        'workdir trained with experiments/style_adain.py, or use --method gatys')
+  """The best (lowest validation loss, else latest) decoder of a workdir trained for the `adain` task."""
+  config, variables, step = restore_style_net(workdir, task='adain', method='AdaIN style transfer',
+                                              experiment='style_adain')
   return AdaINNet(config=config, variables=variables, step=step)

@@ -52,23 +52,37 @@ class FastNet:
   def __call__(self, image: np.ndarray, style_mix: Sequence[float]) -> np.ndarray:
     """Stylizes one RGB image [H, W, 3] in [0, 1] with a mix of the trained styles (weights sum to 1)."""
     height, width = image.shape[:2]
-    pad = [(0, -height % SIDE_MULTIPLE), (0, -width % SIDE_MULTIPLE), (0, 0)]
-    padded = np.pad(image, pad, mode='reflect')[None].astype(np.float32)
+    padded = pad_to_multiple(image, SIDE_MULTIPLE)
     mix = jnp.asarray([style_mix], jnp.float32)
     return np.asarray(self._apply(self.variables, padded, mix))[0, :height, :width]
 
 
-def load_fast_net(workdir: str | pathlib.Path) -> FastNet:
-  """The best (else latest) transform net of a workdir trained for the `fast_style` task.
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+  """`image` [H, W, C] reflect-padded at the bottom and right to sides divisible by `multiple`, as [1, H', W', C]."""
+  height, width = image.shape[:2]
+  pad = [(0, -height % multiple), (0, -width % multiple), (0, 0)]
+  return np.pad(image, pad, mode='reflect')[None].astype(np.float32)
+
+
+def restore_style_net(workdir: str | pathlib.Path, *, task: str, method: str, experiment: str
+                      ) -> tuple[ml_collections.ConfigDict, dict, int]:
+  """`(config, variables, step)` of a workdir's best (else latest) checkpoint, which must be trained for `task`.
 
   Raises:
     CnnreconError: no checkpoint, or a workdir trained for another task.
   """
   step, saved, variables = checkpoint.load_variables(workdir)
   config = config_from_dict(saved)
-  if config.task.name != 'fast_style':
-    raise CnnreconError(f'{workdir} was trained for task {config.task.name!r}, not fast style transfer: pass a '
-                        'workdir trained with experiments/style_fast.py, or use --method gatys')
+  if config.task.name != task:
+    raise CnnreconError(f'{workdir} was trained for task {config.task.name!r}, not {method}: pass a '
+                        f'workdir trained with experiments/{experiment}.py, or use --method gatys')
+  return config, variables, step
+
+
+def load_fast_net(workdir: str | pathlib.Path) -> FastNet:
+  """The best (lowest validation loss, else latest) transform net of a workdir trained for `fast_style`."""
+  config, variables, step = restore_style_net(workdir, task='fast_style', method='fast style transfer',
+                                              experiment='style_fast')
   return FastNet(config=config, variables=variables, step=step)
 
 
