@@ -72,6 +72,13 @@ def plot_loss_curve(metrics_jsonl_path: str | os.PathLike,
   return write_file_atomic(out_png, buffer.getvalue())
 
 
+def run_summary(config, *, model: str, task: str) -> dict:
+  """The report's configuration rows: `model` and `task` as described by the caller, then data and run."""
+  return {'model': model, 'task': task, 'train data': config.data.train, 'eval data': config.data.eval,
+          'batch / patch': f'{config.data.batch_size} x {config.data.patch_size}px',
+          'steps': config.train.steps, 'seed': config.seed, 'parallel': config.parallel}
+
+
 def _config_table(config_summary: Mapping) -> list[str]:
   lines = ['| key | value |', '|---|---|']
   for key, value in flatten(config_summary).items():

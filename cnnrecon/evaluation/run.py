@@ -92,12 +92,10 @@ def write_final_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
   grid_png = report.save_png(workdir / 'grid.png', image_grid(
       columns, titles=[labels.observed, labels.estimate, labels.target]))
   curve_png = report.plot_loss_curve(workdir / 'metrics.jsonl', workdir / 'loss_curve.png')
-  config_summary = {'model': f'{config.model.name} (depth {config.model.depth}, {config.model.features} features)',
-                    'task': f'{config.task.name}: {task.describe()}',
-                    'train data': config.data.train, 'eval data': config.data.eval,
-                    'batch / patch': f'{config.data.batch_size} x {config.data.patch_size}px',
-                    'steps': config.train.steps, 'seed': config.seed, 'parallel': config.parallel}
-  return report.write_report(workdir, config_summary=config_summary, rows_summary=summarize(rows),
+  summary = report.run_summary(
+      config, model=f'{config.model.name} (depth {config.model.depth}, {config.model.features} features)',
+      task=f'{config.task.name}: {task.describe()}')
+  return report.write_report(workdir, config_summary=summary, rows_summary=summarize(rows),
                              grid_png=str(grid_png), curve_png=str(curve_png), wall_time_s=wall_time_s,
                              steps=config.train.steps, observed_label=labels.observed,
                              convention=task.convention.describe(), images_per_second=images_per_second)

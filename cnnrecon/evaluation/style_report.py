@@ -69,15 +69,12 @@ def write_fast_style_report(config: ml_collections.ConfigDict, workdir: pathlib.
     rows[pathlib.Path(style).stem] = {key: float(np.mean([parts[key] for _, parts in scored]))
                                       for key in ('content', 'style', 'tv', 'seconds')}
   options = config.task.fast_style
-  config_summary = {'model': f'{config.model.name} ({config.model.depth} residual blocks, '
-                             f'{config.model.features} features)',
-                    'task': f'fast_style: {", ".join(options.styles)}; weights content {options.content_weight}, '
-                            f'style {options.style_weight}, TV {options.tv_weight}; features {options.features}',
-                    'train data': config.data.train, 'eval data': config.data.eval,
-                    'batch / patch': f'{config.data.batch_size} x {config.data.patch_size}px',
-                    'steps': config.train.steps, 'seed': config.seed, 'parallel': config.parallel}
+  summary = report.run_summary(
+      config, model=f'{config.model.name} ({config.model.depth} residual blocks, {config.model.features} features)',
+      task=f'fast_style: {", ".join(options.styles)}; weights content {options.content_weight}, '
+           f'style {options.style_weight}, TV {options.tv_weight}; features {options.features}')
   return _write_style_report(
-      config, workdir, rows, columns, config_summary, table=_loss_table(rows), wall_time_s=wall_time_s,
+      config, workdir, rows, columns, summary, table=_loss_table(rows), wall_time_s=wall_time_s,
       images_per_second=images_per_second,
       convention=f'the training loss\'s terms (unweighted) on {len(contents)} held-out '
                  f'{config.data.eval_crop}px crops of {config.data.eval}')
@@ -124,15 +121,13 @@ def write_adain_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     rows[path.stem] = {'seen': seen, **{key: float(np.mean([parts[key] for _, parts in scored]))
                                         for key in ('content', 'style', 'seconds')}}
   options = config.task.adain
-  config_summary = {'model': f'{config.model.name} ({config.model.features} features: '
-                             f'{4 * config.model.features}/{2 * config.model.features}/{config.model.features})',
-                    'task': f'adain: {", ".join(options.styles)} at {side}px; style weight {options.style_weight}; '
-                            f'AdaIN at {options.content_layer}; features {options.features}',
-                    'train data': config.data.train, 'eval data': config.data.eval,
-                    'batch / patch': f'{config.data.batch_size} x {config.data.patch_size}px',
-                    'steps': config.train.steps, 'seed': config.seed, 'parallel': config.parallel}
+  summary = report.run_summary(
+      config, model=f'{config.model.name} ({config.model.features} features: '
+                    f'{4 * config.model.features}/{2 * config.model.features}/{config.model.features})',
+      task=f'adain: {", ".join(options.styles)} at {side}px; style weight {options.style_weight}; '
+           f'AdaIN at {options.content_layer}; features {options.features}')
   return _write_style_report(
-      config, workdir, rows, columns, config_summary, table=_adain_table(rows), wall_time_s=wall_time_s,
+      config, workdir, rows, columns, summary, table=_adain_table(rows), wall_time_s=wall_time_s,
       images_per_second=images_per_second,
       convention=f'the training loss\'s terms (unweighted; alpha 1) on {len(contents)} held-out {crop}px crops of '
                  f'{config.data.eval}; the top row shows each style; "ms per image" is encoding, AdaIN and '
