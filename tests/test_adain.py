@@ -122,3 +122,16 @@ def test_adain_config_mistakes_are_one_line(tmp_path, capsys):
   fails_with_one_line(capsys, base + ['--config.data.patch_size=36'], 'multiple of 8')
   fails_with_one_line(capsys, base + ['--config.task.adain.styles=("no_such_painting",)'], 'not found')
   fails_with_one_line(capsys, base + ['--config.task.adain.content_layer=relu3_1'], 'block-4 layer')
+
+
+def test_eval_of_an_adain_workdir_lists_training_and_unseen_styles(trained, pictures, tmp_path):
+  import csv
+  from cnnrecon import cli
+  out = tmp_path / 'eval'
+  assert cli.main(['eval', '--workdir', str(trained), '--data', str(pictures), '--out', str(out)]) == 0
+  rows = list(csv.DictReader((out / 'results.csv').open()))
+  unseen = {row['style_image'] for row in rows if row['seen'] == 'False'}
+  assert unseen == {'woman_with_hat_matisse'}
+  assert {row['image'] for row in rows} == {'content.png', 'unseen_style.png'}
+  assert all(float(row['style_loss']) > 0 and float(row['content_loss']) >= 0 for row in rows)
+  assert '| woman_with_hat_matisse | no (unseen) |' in (out / 'results.md').read_text()

@@ -158,3 +158,33 @@ def test_bad_fast_style_configs_are_one_line_errors(tmp_path, capsys):
   fails_with_one_line(capsys, base + ['--config.model.name=dncnn'], 'model.name=transform_net')
   fails_with_one_line(capsys, base + ['--config.data.patch_size=30'], 'multiple of 4')
   fails_with_one_line(capsys, base + ['--config.task.fast_style.colour=1'], 'colour')
+
+
+def test_eval_of_a_fast_style_workdir_scores_every_image_in_every_style(trained, tmp_path, capsys):
+  import csv
+  from PIL import Image
+  from cnnrecon import cli
+  from cnnrecon.style.fast import load_fast_net, stylize_and_score
+  from skimage import data
+  folder = tmp_path / 'contents'
+  folder.mkdir()
+  images = {'chelsea': data.chelsea()[::6, ::6], 'rocket': data.rocket()[::8, ::8]}
+  for name, image in images.items():
+    Image.fromarray(image).save(folder / f'{name}.png')
+  out = tmp_path / 'eval'
+  assert cli.main(['eval', '--workdir', str(trained), '--data', str(folder), '--out', str(out)]) == 0
+  rows = list(csv.DictReader((out / 'results.csv').open()))
+  assert [(r['image'], r['style_image']) for r in rows] == [
+      ('chelsea.png', 'starry_night'), ('rocket.png', 'starry_night'), ('chelsea.png', 'the_scream'),
+      ('rocket.png', 'the_scream')]
+  # The table holds the training loss's terms of each stylized image (style 1 of the net, image 'rocket').
+  rocket = np.asarray(images['rocket'], np.float32) / 255.0
+  (_, parts), = stylize_and_score(load_fast_net(trained), [rocket], [0.0, 1.0])
+  np.testing.assert_allclose(float(rows[3]['style_loss']), parts['style'], rtol=1e-4)
+  summary = json.loads((out / 'summary.json').read_text())
+  assert set(summary) == {'starry_night', 'the_scream'}
+  before = (out / 'results.csv').read_bytes()
+  fails_with_one_line(capsys, ['eval', '--workdir', trained, '--data', folder, '--out', out], 'already holds',
+                      '--overwrite')
+  assert (out / 'results.csv').read_bytes() == before
+  fails_with_one_line(capsys, ['eval', '--workdir', trained, '--sigma', '25'], 'takes no noise')

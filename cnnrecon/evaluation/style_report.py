@@ -19,7 +19,8 @@ from cnnrecon.evaluation.workdir import source_images
 from cnnrecon.io import write_file_atomic
 from cnnrecon.style.adain import AdaINNet
 from cnnrecon.style.fast import FastNet, stylize_and_score
-from cnnrecon.train.perceptual import read_styles, resize_short_side, style_files
+from cnnrecon.train.adain_loss import style_files
+from cnnrecon.train.perceptual import read_styles, resize_short_side
 
 # Training styles shown in an AdaIN report (a folder of styles may hold thousands).
 ADAIN_TRAINED_SHOWN = 3
@@ -80,7 +81,7 @@ def write_fast_style_report(config: ml_collections.ConfigDict, workdir: pathlib.
                  f'{config.data.eval_crop}px crops of {config.data.eval}')
 
 
-def _adain_styles(config: ml_collections.ConfigDict) -> list[tuple[pathlib.Path, bool]]:
+def adain_styles(config: ml_collections.ConfigDict) -> list[tuple[pathlib.Path, bool]]:
   """(style image, seen in training) for a few training styles and every shipped painting not trained on."""
   trained = style_files(config.task.adain.styles)
   seen = {path.resolve() for path in trained}
@@ -110,7 +111,7 @@ def write_adain_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                  variables={'params': host_state.params, 'batch_stats': host_state.batch_stats})
   crop = config.data.eval_crop
   contents = [center_crop(image, crop) for _, image in source_images(eval_source, 3)[:config.report.grid_examples]]
-  styles = _adain_styles(config)
+  styles = adain_styles(config)
   side = config.task.adain.style_size
   rows, columns = {}, [np.stack([np.ones_like(contents[0]), *contents])]
   for (path, seen), style in zip(styles, read_styles([path for path, _ in styles], side)):

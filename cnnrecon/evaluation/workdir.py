@@ -86,9 +86,14 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
     overwrite: replace tables already in `out`.
 
   Returns:
-    The per-method averages (`scoring.summarize`, over all seeds).
+    The per-method averages (`scoring.summarize`, over all seeds). A style
+    workdir (fast_style, adain) is scored by `style_eval` instead: its loss
+    terms per style.
   """
   model = load_trained(workdir)
+  if model.config.task.name in PERCEPTUAL_LOSSES:
+    return _evaluate_style(workdir, model.config.task.name, data=data, sigma=sigma, seeds=seeds, out=out,
+                           overwrite=overwrite)
   task = task_of(model.config, sigma=sigma)
   if out is not None:
     safety.check_results_dir(pathlib.Path(out), tables.TABLE_FILES, overwrite=overwrite)
@@ -109,6 +114,16 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
     print(_seed_lines(rows_per_seed, seeds))
   print(f"tables: {', '.join(str(path) for path in paths.values())}")
   return summarize(rows)
+
+
+def _evaluate_style(workdir: str, task: str, *, data: str | None, sigma: float | None, seeds: Sequence[int],
+                    out: str | None, overwrite: bool) -> dict:
+  """A style workdir's evaluation (`style_eval`); noise options do not apply to it."""
+  if sigma is not None or list(seeds) != [0]:
+    raise CnnreconError(f'{workdir} holds a {task} net, which takes no noise: leave out --sigma and --seed(s)')
+  # Imported here: style_eval reads `source_images` from this module.
+  from cnnrecon.evaluation.style_eval import evaluate_style_workdir
+  return evaluate_style_workdir(workdir, task, data=data, out=out, overwrite=overwrite)
 
 
 def restore_files(paths: Sequence[str], *, workdir: str, out: str, overwrite: bool = False) -> list[pathlib.Path]:

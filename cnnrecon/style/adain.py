@@ -22,7 +22,7 @@ from cnnrecon import compiler, losses
 from cnnrecon.models.adain import UPSAMPLING
 from cnnrecon.models.registry import build_model
 from cnnrecon.style.fast import pad_to_multiple, restore_style_net
-from cnnrecon.train import perceptual
+from cnnrecon.train import adain_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,9 +39,9 @@ class AdaINNet:
     return tuple(self.config.task.adain.styles)
 
   @functools.cached_property
-  def loss(self) -> perceptual.AdaINLoss:
+  def loss(self) -> adain_loss.AdaINLoss:
     """The training run's encoder and loss (without its style images: any style will do)."""
-    return perceptual.adain_loss(self.config.task.adain, seed=self.config.seed, with_styles=False)
+    return adain_loss.adain_loss(self.config.task.adain, seed=self.config.seed, with_styles=False)
 
   @functools.cached_property
   def _frozen(self) -> dict:

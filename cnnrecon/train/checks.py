@@ -16,7 +16,7 @@ from cnnrecon.errors import CnnreconError
 from cnnrecon.losses import get_loss
 from cnnrecon.models.registry import build_model
 from cnnrecon.tasks import ReconstructionTask, build_task
-from cnnrecon.train import checkpoint, parallel, perceptual
+from cnnrecon.train import adain_loss, checkpoint, parallel, perceptual
 from cnnrecon.train.state import make_optimizer
 
 ON_NONFINITE = ('stop', 'skip_step')
@@ -29,7 +29,7 @@ _BYTES_PER_ACTIVATION = 2 * 4
 
 
 # Tasks trained on a perceptual loss (a frozen VGG, `train/perceptual.py`) instead of `config.train.loss`.
-PERCEPTUAL_LOSSES = {'fast_style': perceptual.fast_style_loss, 'adain': perceptual.adain_loss}
+PERCEPTUAL_LOSSES = {'fast_style': perceptual.fast_style_loss, 'adain': adain_loss.adain_loss}
 
 
 def make_task(config: ml_collections.ConfigDict) -> ReconstructionTask:
@@ -51,7 +51,7 @@ def check_task(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_adain(config: ml_collections.ConfigDict) -> None:
-  perceptual.check_adain_options(config.task.adain)
+  adain_loss.check_adain_options(config.task.adain)
   if config.model.name != 'adain_decoder' or config.data.channels != 3:
     raise CnnreconError('task adain trains an RGB decoder: set --config.model.name=adain_decoder and '
                         f'--config.data.channels=3 (now {config.model.name}, {config.data.channels} channel(s))')
