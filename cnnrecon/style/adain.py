@@ -104,6 +104,18 @@ class AdaINNet:
     return np.asarray(padded)[0, :height, :width], {**{k: float(v) for k, v in parts.items()}, 'seconds': seconds}
 
 
+  def loss_terms(self, image: np.ndarray, content: np.ndarray, styles: Sequence[np.ndarray],
+                 weights: Sequence[float], alpha: float = 1.0) -> dict[str, float]:
+    """The training loss's unweighted `{'content', 'style'}` terms of any RGB image [H, W, 3] (another
+    method's result, say) as a stylization of `content` with `styles`, padded as the decoder pads."""
+    style_features = [self.encode(style) for style in styles]
+    target = self.target(self.encode(content), style_features, weights, alpha)
+    style_targets = [self.loss.style_features(features) for features in style_features]
+    padded = jnp.asarray(pad_to_multiple(image, UPSAMPLING))
+    parts = self._parts(padded, target, style_targets, list(weights), self._frozen)
+    return {key: float(value) for key, value in parts.items()}
+
+
 def load_adain_net(workdir: str | pathlib.Path) -> AdaINNet:
   """The best (lowest validation loss, else latest) decoder of a workdir trained for the `adain` task."""
   config, variables, step = restore_style_net(workdir, task='adain', method='AdaIN style transfer',

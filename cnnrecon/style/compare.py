@@ -60,7 +60,9 @@ def compare_adain_with_gatys(net: AdaINNet, contents: Sequence[np.ndarray], styl
   """Stylizes each content image with the AdaIN net (alpha 1) and with `steps` Gatys Adam steps.
 
   Both results are scored with Gatys' default loss (`GatysSettings()`) on the
-  AdaIN encoder's VGG weights. Returns rows like `compare_with_gatys`.
+  AdaIN encoder's VGG weights, and with AdaIN's own mean / std style loss
+  (`style_mean_std`), Huang & Belongie's protocol (their Sec. 7.1, Gatys
+  optimising Gram matrices). Returns rows like `compare_with_gatys`.
   """
   settings = gatys.GatysSettings(steps=steps)
   network = load_loss_network(net.config.task.adain.features, last_layer=deepest(
@@ -71,9 +73,11 @@ def compare_adain_with_gatys(net: AdaINNet, contents: Sequence[np.ndarray], styl
     adain_image, adain_parts = net.score(content, [style], [1.0])
     _, parts = gatys.make_loss(network, content, grams, settings)(adain_image[None])
     gatys_image, history = gatys.stylize(network, content, [style], settings=settings, progress=False)
-    rows.append({'adain': {**{k: float(v) for k, v in parts.items()}, 'seconds': adain_parts['seconds']},
+    rows.append({'adain': {**{k: float(v) for k, v in parts.items()}, 'seconds': adain_parts['seconds'],
+                           'style_mean_std': adain_parts['style']},
                  'adain_image': adain_image, 'gatys_image': gatys_image,
-                 'gatys': {key: history[-1][key] for key in ('content', 'style', 'tv', 'seconds')}})
+                 'gatys': {**{key: history[-1][key] for key in ('content', 'style', 'tv', 'seconds')},
+                           'style_mean_std': net.loss_terms(gatys_image, content, [style], [1.0])['style']}})
   return rows
 
 
@@ -85,8 +89,8 @@ def _write_comparison(rows: list[dict], contents: Sequence[np.ndarray], method: 
                      np.stack([r[f'{method}_image'] for r in rows])],
                     titles=['content', f'Gatys, {steps} Adam steps', title])
   write_image(out_dir / f'{method}_vs_gatys.png', grid.astype(np.float32) / 255.0)
-  figures = {name: {key: float(np.mean([r[name][key] for r in rows])) for key in ('content', 'style', 'seconds')}
-             for name in (method, 'gatys')}
+  keys = [key for key in ('content', 'style', 'seconds', 'style_mean_std') if key in rows[0][method]]
+  figures = {name: {key: float(np.mean([r[name][key] for r in rows])) for key in keys} for name in (method, 'gatys')}
   write_file_atomic(out_dir / f'{method}_vs_gatys.json', json.dumps(figures, indent=1) + '\n')
   return figures
 
@@ -108,7 +112,14 @@ def describe_figures(figures: dict, count: int, side: int, method: str = 'fast')
   return (f"{method} vs Gatys on {count} held-out {side}px images: style loss {fast['style']:.4g} vs "
           f"{slow['style']:.4g} ({fast['style'] / slow['style']:.2f}x), content loss {fast['content']:.3g} vs "
           f"{slow['content']:.3g}, seconds per image {fast['seconds']:.3f} vs {slow['seconds']:.1f} "
-          f"({slow['seconds'] / fast['seconds']:.0f}x less)")
+          f"({slow['seconds'] / fast['seconds']:.0f}x less)" + _mean_std_clause(fast, slow))
+
+
+def _mean_std_clause(fast: dict, slow: dict) -> str:
+  if 'style_mean_std' not in fast:
+    return ''
+  return (f"; on AdaIN's mean/std style loss {fast['style_mean_std']:.4g} vs {slow['style_mean_std']:.4g} "
+          f"({fast['style_mean_std'] / slow['style_mean_std']:.2f}x)")
 
 
 def write_adain_vs_gatys(net: AdaINNet, contents: Sequence[np.ndarray], style: np.ndarray,
