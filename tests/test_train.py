@@ -56,6 +56,24 @@ def test_resume_after_process_exit_equals_uninterrupted_run(tmp_path):
   straight_losses = read_metrics(tmp_path / 'straight', 'train/loss')
   assert sorted(straight_losses) == list(range(1, 21))
   assert read_metrics(tmp_path / 'split', 'train/loss') == straight_losses
+  _assert_two_sessions_recorded(tmp_path / 'split')
+
+
+def _assert_two_sessions_recorded(workdir):
+  """run.json holds one record per session, with the versions and commit that ran it."""
+  import json
+  import subprocess
+  from conftest import REPO
+  record = json.loads((workdir / 'run.json').read_text())
+  assert record['seed'] == 0
+  first, second = record['sessions']
+  assert (first['from_step'], first['to_step'], first['outcome']) == (0, 10, 'stopped (--stop-at)')
+  assert (second['from_step'], second['to_step'], second['outcome']) == (10, 20, 'finished')
+  assert second['versions']['jax'] == jax.__version__ and second['devices']['count'] == jax.device_count()
+  assert second['command'][-1] == '--no-progress' and second['ended'] >= second['started'] >= first['ended']
+  head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO, capture_output=True, text=True)
+  if head.returncode == 0:  # a git checkout (CI's clean clone is one)
+    assert second['git']['commit'] == head.stdout.strip()
 
 
 def test_train_step_compiles_once():

@@ -23,7 +23,7 @@ from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
 from cnnrecon.models.registry import build_model
 from cnnrecon.safety import PreemptionSignals, WorkdirLock, check_workdir_usable
-from cnnrecon.train import checkpoint, parallel
+from cnnrecon.train import checkpoint, parallel, provenance
 from cnnrecon.train.checks import (check_resumable, check_sizes, discard_checkpoints_after, make_task,
                                    validate_config)
 from cnnrecon.train.metric_writer import truncate_after, wall_time_logged
@@ -136,13 +136,30 @@ def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> di
     if jax.process_index() == 0:
       truncate_after(metrics_path, start or 0)  # lines of steps after the restored one (or all, fresh)
       write_file_atomic(workdir / 'config.json', config_lib.config_to_json(config))
+      provenance.start_session(workdir, config, start_step=start or 0)
     run = TrainingRun(config, task, workdir, data_parallel, manager, batches, progress=progress,
                       skip_nonfinite=skip_nonfinite)
-    with PreemptionSignals() as signals:
+    with _session_recorded(workdir) as record, PreemptionSignals() as signals:
       summary = run.train(data_parallel.put_state(host_state), start or 0, stop_at or config.train.steps,
                           eval_batch=validation_batch(eval_source, seed=config.seed, crop=config.data.eval_crop,
                                                       channels=config.data.channels),
                           signals=signals, wall_time_offset=wall_time_logged(metrics_path))
       manager.wait_until_finished()
+      record.update(step=summary['step'], outcome=summary.get('stopped_by') or (
+          'finished' if summary['step'] >= config.train.steps else 'stopped (--stop-at)'))
   summary['start_step'] = start or 0
   return summary
+
+
+@contextlib.contextmanager
+def _session_recorded(workdir: pathlib.Path):
+  """Yields a dict for the session's end (`step`, `outcome`); closes `run.json`'s session on any exit."""
+  record = {'step': None, 'outcome': 'interrupted'}
+  try:
+    yield record
+  except Exception as error:
+    record['outcome'] = f'failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}'
+    raise
+  finally:
+    if jax.process_index() == 0:
+      provenance.end_session(workdir, step=record['step'], outcome=record['outcome'])
