@@ -8,6 +8,8 @@
   cnnrecon weights fetch vgg16|vgg19|vgg16-hed
   cnnrecon stylize CONTENT... --style S [--style S2 --style-weights 0.7,0.3] [--size 512] [--steps N] --out DIR
   cnnrecon stylize CONTENT... --method fast|adain --workdir DIR [--style S ...] [--alpha A] --out DIR
+  cnnrecon sweep ABLATION.py[:ARG] --root DIR [--only KEY=VALUE] [--shard K/N]
+  cnnrecon sweep-report --root DIR
 
 User mistakes print one line `cnnrecon: error: ...` and exit with status 2; a
 diverged training run (non-finite loss) exits with 3; SIGTERM stops training
@@ -116,7 +118,19 @@ def _build_parser() -> argparse.ArgumentParser:
   denoise.add_argument('--workdir', required=True)
   denoise.add_argument('--out', required=True, help='folder for the restored PNGs')
   denoise.add_argument('--overwrite', action='store_true', help='replace PNGs already in --out')
+  _add_sweep_parsers(commands)
   return parser
+
+
+def _add_sweep_parsers(commands) -> None:
+  sweep = commands.add_parser('sweep', help='train every run of an ablation sweep (rerun to resume)')
+  sweep.add_argument('spec', help='ablation file, e.g. experiments/ablations/seed_stack_depth.py:smoke')
+  sweep.add_argument('--root', required=True, help='one workdir per run goes under this folder')
+  sweep.add_argument('--only', action='append', default=[], help='KEY=VALUE: only runs with this override')
+  sweep.add_argument('--shard', default='0/1', help='K/N: this invocation runs every N-th run from K')
+  sweep.add_argument('--no-progress', action='store_true', help='hide the progress bars')
+  report = commands.add_parser('sweep-report', help='results.csv/md and plots of a sweep, at any time')
+  report.add_argument('--root', required=True)
 
 
 def _split_overrides(extra: list[str]) -> list[str]:
@@ -259,11 +273,32 @@ def console_main() -> None:
   sys.exit(status)
 
 
+def _sweep(args, extra):
+  from cnnrecon.sweep import run_sweep, sweep_report
+  from cnnrecon.sweep.run import parse_shard
+  _no_extra(extra)
+  counts = run_sweep(args.spec, args.root, only=args.only, shard=parse_shard(args.shard),
+                     progress=not args.no_progress)
+  remaining = counts['total'] - counts['finished'] - counts['failed']
+  print(f"{counts['finished']} finished, {counts['failed']} failed, {remaining} remaining "
+        f"({counts['busy']} busy in another invocation) of this shard's {counts['total']} runs")
+  paths = sweep_report(args.root)
+  print(f"results: {paths['md']}, {paths['csv']}")
+
+
+def _sweep_report(args, extra):
+  from cnnrecon.sweep import sweep_report
+  _no_extra(extra)
+  paths = sweep_report(args.root)
+  print(f"results: {paths['md']}, {paths['csv']}")
+
+
 def _main(argv: list[str] | None) -> int:
   try:
     args, extra = _build_parser().parse_known_args(argv)
     _quiet_libraries()
-    handlers = {'train': _train, 'eval': _eval, 'denoise': _denoise, 'weights': _weights, 'stylize': _stylize}
+    handlers = {'train': _train, 'eval': _eval, 'denoise': _denoise, 'weights': _weights, 'stylize': _stylize,
+                'sweep': _sweep, 'sweep-report': _sweep_report}
     return handlers[args.command](args, extra) or 0
   except CheckpointUnreadable as error:
     print(f'cnnrecon: error: {error}', file=sys.stderr)

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import pathlib
 import sys
+import types
 from typing import Any, Iterable
 
 import ml_collections
@@ -92,16 +93,8 @@ def upgrade_renamed_keys(values: dict, *, notice: bool = True) -> dict:
   return values
 
 
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-  """Imports `spec` ("file.py" or "file.py:ARG") and calls its `get_config(ARG)`.
-
-  Args:
-    spec: path to an experiment file, optionally followed by `:ARG`.
-
-  Returns:
-    The ConfigDict returned by the file's `get_config`.
-  """
-  path, _, arg = spec.partition(':')
+def import_experiment_file(path: str) -> types.ModuleType:
+  """Imports an experiment (or ablation) file by path; a missing or broken file is a one-line error."""
   file = pathlib.Path(path)
   if not file.is_file():
     raise CnnreconError(
@@ -113,6 +106,20 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     module_spec.loader.exec_module(module)
   except Exception as error:  # a broken config file is the user's to fix
     raise CnnreconError(f'config file {path} failed to import: {error!r}') from error
+  return module
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """Imports `spec` ("file.py" or "file.py:ARG") and calls its `get_config(ARG)`.
+
+  Args:
+    spec: path to an experiment file, optionally followed by `:ARG`.
+
+  Returns:
+    The ConfigDict returned by the file's `get_config`.
+  """
+  path, _, arg = spec.partition(':')
+  module = import_experiment_file(path)
   if not hasattr(module, 'get_config'):
     raise CnnreconError(f'config file {path} has no get_config(arg) function: add one')
   try:

@@ -1,0 +1,167 @@
+"""Ablation sweeps: one workdir per run, named by its overrides; rerun to resume; shard over machines.
+
+An ablation file (`experiments/ablations/NAME.py`) has `get_config(arg)` (the
+base experiment, with a `smoke` variant) and `get_sweep()`: a list of override
+dicts `{'model.depth': 5, 'seed': 0}`, built with `product`, `zipped` and
+`cross`. `run_sweep` trains each run of its shard through `train_and_evaluate`
+in `<root>/<run name>/`:
+
+- a run's workdir is claimed with the workdir lock (`safety.WorkdirLock`,
+  an OS lock that dies with its process), so two invocations or shards never
+  train the same run at once, and a killed one leaves no stale claim;
+- a finished or failed run is recorded in its `sweep_status.json` and skipped
+  when the sweep is run again; an interrupted run resumes from its checkpoint;
+- a run whose config is rejected or whose loss diverges is recorded as failed
+  with its one-line error, and the sweep goes on.
+"""
+
+import itertools
+import json
+import pathlib
+import re
+from typing import Any, Iterable, Sequence
+
+from cnnrecon import config as config_lib
+from cnnrecon import safety
+from cnnrecon.errors import CnnreconError
+from cnnrecon.evaluation import train_and_evaluate
+from cnnrecon.io import write_file_atomic
+
+STATUS_FILE = 'sweep_status.json'
+SWEEP_FILE = 'sweep.json'
+
+
+def product(axes: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+  """Every combination of the axes' values: `product({'a': [1, 2], 'b': [3]})` -> `[{a: 1, b: 3}, {a: 2, b: 3}]`."""
+  keys = list(axes)
+  return [dict(zip(keys, values)) for values in itertools.product(*(axes[key] for key in keys))]
+
+
+def zipped(axes: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+  """The axes' values side by side (all of one length): `zipped({'a': [1, 2], 'b': [3, 4]})` -> 2 runs."""
+  lengths = {key: len(values) for key, values in axes.items()}
+  if len(set(lengths.values())) > 1:
+    raise CnnreconError(f'zipped axes need equal lengths, got {lengths}: use product() to combine them instead')
+  keys = list(axes)
+  return [dict(zip(keys, values)) for values in zip(*(axes[key] for key in keys))]
+
+
+def cross(*sweeps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+  """Every combination of runs from several sweeps, e.g. `cross(zipped(...), product({'seed': [0, 1]}))`."""
+  return [{key: value for run in runs for key, value in run.items()} for runs in itertools.product(*sweeps)]
+
+
+def _value_text(value: Any) -> str:
+  return re.sub(r'[^A-Za-z0-9.+-]', '', str(value)) or 'none'  # file-name safe: no '/', spaces, quotes
+
+
+def run_name(overrides: dict[str, Any]) -> str:
+  """A stable, readable workdir name: `depth=5,residual=True,seed=0` (keys' last part unless that is ambiguous)."""
+  leaves = [key.rsplit('.', 1)[-1] for key in overrides]
+  names = [leaf if leaves.count(leaf) == 1 else key for key, leaf in zip(overrides, leaves)]
+  return ','.join(f'{name}={_value_text(value)}' for name, value in zip(names, overrides.values())) or 'base'
+
+
+def _override_text(value: Any) -> str:
+  return value if isinstance(value, str) else repr(value)
+
+
+def load_sweep(spec: str) -> list[dict[str, Any]]:
+  """The override dicts of an ablation file's `get_sweep()` (`spec`: `file.py[:ARG]`; ARG picks the base)."""
+  path = spec.partition(':')[0]
+  module = config_lib.import_experiment_file(path)
+  if not hasattr(module, 'get_sweep'):
+    raise CnnreconError(f'{path} has no get_sweep() function: add one returning a list of override dicts')
+  runs = module.get_sweep()
+  if not runs or not all(isinstance(run, dict) for run in runs):
+    raise CnnreconError(f'{path}: get_sweep() must return a non-empty list of dicts like {{"model.depth": 5}}')
+  names = [run_name(run) for run in runs]
+  repeated = sorted({name for name in names if names.count(name) > 1})
+  if repeated:
+    raise CnnreconError(f'{path}: get_sweep() lists the run {repeated[0]} more than once: make each run unique')
+  return runs
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+  """`'K/N'` -> (K, N) with 0 <= K < N."""
+  match = re.fullmatch(r'(\d+)/(\d+)', text.strip())
+  if not match or not 0 <= int(match[1]) < int(match[2]):
+    raise CnnreconError(f'--shard {text!r}: write K/N with 0 <= K < N, e.g. --shard 0/8 for the first of 8 shards')
+  return int(match[1]), int(match[2])
+
+
+def select(runs: Sequence[dict], *, only: Iterable[str] = (), shard: tuple[int, int] = (0, 1)) -> list[dict]:
+  """The runs matching every `key=value` of `only` (value compared as text), then every N-th from K."""
+  conditions = []
+  for item in only:
+    key, sep, value = item.partition('=')
+    if not sep:
+      raise CnnreconError(f'--only {item!r}: write KEY=VALUE, e.g. --only model.depth=5')
+    conditions.append((key, value))
+  chosen = [run for run in runs if all(key in run and value in (_override_text(run[key]), str(run[key]))
+                                       for key, value in conditions)]
+  index, count = shard
+  return chosen[index::count]
+
+
+def read_status(workdir: pathlib.Path) -> dict | None:
+  """The run's recorded end (`{'status': 'finished' | 'failed', ...}`), or None while it has none."""
+  path = workdir / STATUS_FILE
+  return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _record(workdir: pathlib.Path, overrides: dict, status: str, **extra) -> None:
+  write_file_atomic(workdir / STATUS_FILE, json.dumps({'status': status, 'overrides': overrides, **extra},
+                                                      indent=1, default=str) + '\n')
+
+
+def _run_one(spec: str, overrides: dict, workdir: pathlib.Path, *, progress: bool) -> str:
+  """Trains one run to its end (resuming if it has a checkpoint); returns its outcome."""
+  try:
+    config = config_lib.load_config(spec, [f'{key}={_override_text(value)}' for key, value in overrides.items()])
+    summary = train_and_evaluate(config, workdir, progress=progress)
+  except CnnreconError as error:
+    _record(workdir, overrides, 'failed', error=str(error).splitlines()[0])
+    return 'failed'
+  if 'report' not in summary:  # stopped by a signal: the next invocation resumes it
+    return 'interrupted'
+  _record(workdir, overrides, 'finished', step=summary['step'])
+  return 'finished'
+
+
+def run_sweep(spec: str, root: str | pathlib.Path, *, only: Iterable[str] = (), shard: tuple[int, int] = (0, 1),
+              progress: bool = False, echo=print) -> dict[str, int]:
+  """Runs this invocation's share of an ablation sweep; finished and failed runs are skipped.
+
+  Args:
+    spec: the ablation file, `file.py[:ARG]` (ARG picks the base config's variant).
+    root: the sweep's folder; each run trains in `<root>/<run name>/`.
+    only: `key=value` filters on the runs' overrides.
+    shard: (K, N): this invocation takes every N-th selected run from K.
+    progress: show each run's progress bar.
+    echo: where the one-line progress messages go.
+
+  Returns:
+    Counts of this shard's runs: `finished` (now or before), `failed`, `busy`
+    (claimed by another invocation), `interrupted`, and `total`.
+  """
+  root = pathlib.Path(root)
+  runs = load_sweep(spec)
+  config_lib.load_config_file(spec)  # a broken base config fails here, once, not as every run's failure
+  root.mkdir(parents=True, exist_ok=True)
+  write_file_atomic(root / SWEEP_FILE, json.dumps({'spec': spec, 'runs': runs}, indent=1, default=str) + '\n')
+  counts = dict.fromkeys(('finished', 'failed', 'busy', 'interrupted'), 0)
+  mine = select(runs, only=only, shard=shard)
+  for number, overrides in enumerate(mine, 1):
+    name = run_name(overrides)
+    workdir = root / name
+    try:
+      with safety.WorkdirLock(workdir):
+        status = read_status(workdir)
+        outcome = status['status'] if status else _run_one(spec, overrides, workdir, progress=progress)
+    except CnnreconError:  # the lock is held: another invocation is training this run
+      outcome = 'busy'
+    counts[outcome] += 1
+    echo(f'[{number}/{len(mine)}] {name}: {outcome}')
+  counts['total'] = len(mine)
+  return counts

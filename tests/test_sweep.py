@@ -1,0 +1,152 @@
+"""Ablation sweeps: run names, resume after SIGKILL, shards and concurrent invocations, failures, reports."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import REPO, fails_with_one_line
+from cnnrecon.sweep import cross, product, run_name, zipped
+
+ABLATION = '''
+from cnnrecon.config import load_config_file
+from cnnrecon.sweep import product
+
+def get_config(arg=None):
+  config = load_config_file({base!r})
+  config.train.steps = {steps}
+  config.train.checkpoint_every = 4
+  config.train.eval_every = 4
+  return config
+
+def get_sweep():
+  return product({{'model.features': [4, 8], 'seed': [0, 1]}}){extra}
+'''
+
+
+def _ablation(folder, *, steps=12, extra=''):
+  path = folder / 'ablation.py'
+  base = str(REPO / 'experiments' / 'denoise_seed_stack.py') + ':smoke'
+  path.write_text(textwrap.dedent(ABLATION.format(base=base, steps=steps, extra=extra)))
+  return path
+
+
+def _sweep(*args, wait=True):
+  command = [sys.executable, '-m', 'cnnrecon.cli', 'sweep', *map(str, args), '--no-progress']
+  process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  if wait:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    return out
+  return process
+
+
+def _results(root):
+  return list(csv.DictReader((root / 'results.csv').open()))
+
+
+def _sessions(workdir):
+  return len(json.loads((workdir / 'run.json').read_text())['sessions'])
+
+
+def test_axes_helpers_and_run_names():
+  assert product({'a': [1, 2], 'b': ['x']}) == [{'a': 1, 'b': 'x'}, {'a': 2, 'b': 'x'}]
+  assert zipped({'a': [1, 2], 'b': [3, 4]}) == [{'a': 1, 'b': 3}, {'a': 2, 'b': 4}]
+  assert cross([{'a': 1}, {'a': 2}], [{'seed': 0}]) == [{'a': 1, 'seed': 0}, {'a': 2, 'seed': 0}]
+  assert run_name({'model.depth': 5, 'model.residual': True, 'seed': 0}) == 'depth=5,residual=True,seed=0'
+  assert run_name({'model.depth': 5, 'unet.depth': 2}) == 'model.depth=5,unet.depth=2'  # ambiguous leaves
+  assert run_name({'data.train': 'a/b c'}) == 'train=abc'
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+  """An uninterrupted sweep of 4 runs plus one whose config is rejected."""
+  folder = tmp_path_factory.mktemp('sweep')
+  ablation = _ablation(folder, extra=" + [{'model.depth': 9}]")
+  out = _sweep(ablation, '--root', folder / 'root')
+  return folder, ablation, out
+
+
+def test_sweep_trains_every_run_records_failures_and_reports(finished):
+  folder, _, out = finished
+  assert '4 finished, 1 failed, 0 remaining' in out
+  rows = _results(folder / 'root')
+  assert [row['run'] for row in rows] == ['features=4,seed=0', 'features=4,seed=1', 'features=8,seed=0',
+                                          'features=8,seed=1', 'depth=9']
+  assert [row['status'] for row in rows] == ['finished'] * 4 + ['failed']
+  assert int(rows[0]['params']) < int(rows[2]['params']) and float(rows[0]['flops_per_image']) > 0
+  status = json.loads((folder / 'root' / 'depth=9' / 'sweep_status.json').read_text())
+  assert 'depth' in status['error'] and '\n' not in status['error']
+  report = (folder / 'root' / 'results.md').read_text()
+  assert '## Mean ± std over seeds' in report and '| features=4 | 2 |' in report
+  assert (folder / 'root' / 'curves.png').is_file() and (folder / 'root' / 'psnr_vs_model_features.png').is_file()
+
+
+def test_rerun_skips_finished_runs(finished):
+  folder, ablation, _ = finished
+  before = (folder / 'root' / 'results.csv').read_text()
+  out = _sweep(ablation, '--root', folder / 'root')
+  assert '[1/5] features=4,seed=0: finished' in out
+  assert _sessions(folder / 'root' / 'features=4,seed=0') == 1  # not trained again
+  assert (folder / 'root' / 'results.csv').read_text() == before
+
+
+def test_sigkill_mid_run_then_rerun_equals_the_uninterrupted_sweep(finished):
+  """Also the determinism check: an independent sweep of the same file gives the same results.csv."""
+  folder, ablation, _ = finished
+  killed = folder / 'killed'
+  process = _sweep(ablation, '--root', killed, wait=False)
+  checkpoints = killed / 'features=4,seed=1' / 'checkpoints'
+  deadline = time.time() + 300
+  while not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
+    assert process.poll() is None and time.time() < deadline, 'the sweep ended before its second run saved'
+    time.sleep(0.05)
+  os.kill(process.pid, signal.SIGKILL)
+  process.wait()
+  assert not (killed / 'features=4,seed=1' / 'sweep_status.json').exists()  # killed mid-run
+  _sweep(ablation, '--root', killed)
+  assert _sessions(killed / 'features=4,seed=1') == 2  # resumed from its checkpoint
+  assert (killed / 'results.csv').read_text() == (folder / 'root' / 'results.csv').read_text()
+
+
+def test_two_concurrent_shards_cover_every_run_exactly_once(tmp_path):
+  ablation = _ablation(tmp_path)
+  shards = [_sweep(ablation, '--root', tmp_path / 'root', '--shard', f'{k}/2', wait=False) for k in (0, 1)]
+  for shard in shards:
+    _, err = shard.communicate(timeout=600)
+    assert shard.returncode == 0, err[-3000:]
+  rows = _results(tmp_path / 'root')
+  assert [row['status'] for row in rows] == ['finished'] * 4
+  assert all(_sessions(tmp_path / 'root' / row['run']) == 1 for row in rows)
+
+
+def test_a_run_claimed_by_another_process_is_left_to_it(tmp_path):
+  from cnnrecon.sweep import run_sweep
+  ablation = _ablation(tmp_path)
+  claimed = tmp_path / 'root' / 'features=8,seed=0'
+  holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from cnnrecon.safety import WorkdirLock\n'
+                             f'with WorkdirLock({str(claimed)!r}):\n  print("held", flush=True); time.sleep(600)'],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == 'held'
+    counts = run_sweep(str(ablation), tmp_path / 'root', only=['model.features=8'], echo=lambda line: None)
+  finally:
+    holder.kill()
+  assert counts == {'finished': 1, 'failed': 0, 'busy': 1, 'interrupted': 0, 'total': 2}
+  assert not (claimed / 'metrics.jsonl').exists()
+
+
+def test_sweep_bad_input_is_one_line(tmp_path, capsys):
+  ablation = _ablation(tmp_path)
+  fails_with_one_line(capsys, ['sweep', ablation, '--root', tmp_path / 'r', '--shard', '2/2'], 'K/N')
+  fails_with_one_line(capsys, ['sweep', ablation, '--root', tmp_path / 'r', '--only', 'seed'], 'KEY=VALUE')
+  no_sweep = tmp_path / 'no_sweep.py'
+  no_sweep.write_text('def get_config(arg=None):\n  return None\n')
+  fails_with_one_line(capsys, ['sweep', no_sweep, '--root', tmp_path / 'r'], 'get_sweep')
+  fails_with_one_line(capsys, ['sweep-report', '--root', tmp_path / 'nothing'], 'sweep.json')
