@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import REPO, fails_with_one_line
-from cnnrecon.sweep import cross, product, run_name, zipped
+from cnnrecon.sweep import cross, product, run_name, run_sweep, sweep_report, zipped
 
 ABLATION = '''
 from cnnrecon.config import load_config_file
@@ -30,7 +30,7 @@ def get_sweep():
 '''
 
 
-def _ablation(folder, *, steps=12, extra=''):
+def _ablation(folder, *, steps=8, extra=''):
   path = folder / 'ablation.py'
   base = str(REPO / 'experiments' / 'denoise_seed_stack.py') + ':smoke'
   path.write_text(textwrap.dedent(ABLATION.format(base=base, steps=steps, extra=extra)))
@@ -91,8 +91,10 @@ def test_sweep_trains_every_run_records_failures_and_reports(finished):
 def test_rerun_skips_finished_runs(finished):
   folder, ablation, _ = finished
   before = (folder / 'root' / 'results.csv').read_text()
-  out = _sweep(ablation, '--root', folder / 'root')
-  assert '[1/5] features=4,seed=0: finished' in out
+  lines = []
+  counts = run_sweep(str(ablation), folder / 'root', echo=lines.append)
+  assert lines[0] == '[1/5] features=4,seed=0: finished' and counts['finished'] == 4 and counts['failed'] == 1
+  sweep_report(folder / 'root')
   assert _sessions(folder / 'root' / 'features=4,seed=0') == 1  # not trained again
   assert (folder / 'root' / 'results.csv').read_text() == before
 
@@ -127,7 +129,6 @@ def test_two_concurrent_shards_cover_every_run_exactly_once(tmp_path):
 
 
 def test_a_run_claimed_by_another_process_is_left_to_it(tmp_path):
-  from cnnrecon.sweep import run_sweep
   ablation = _ablation(tmp_path)
   claimed = tmp_path / 'root' / 'features=8,seed=0'
   holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from cnnrecon.safety import WorkdirLock\n'
