@@ -23,7 +23,7 @@ demo-style: install
 
 # pytest exits 5 when it collected no tests: that is a failure too.
 test: install
-	$(BIN)/pytest -q -n 2 tests; status=$$?; \
+	$(BIN)/pytest -q -n 2 --dist worksteal tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$status
 
 # The PyTorch reference is only needed here; override TORCH to use another build.

@@ -103,7 +103,7 @@ def test_sigkill_mid_run_then_rerun_equals_the_uninterrupted_sweep(finished):
   """Also the determinism check: an independent sweep of the same file gives the same results.csv."""
   folder, ablation, _ = finished
   killed = folder / 'killed'
-  process = _sweep(ablation, '--root', killed, wait=False)
+  process = _sweep(ablation, '--root', killed, '--only', 'model.features=4', wait=False)
   checkpoints = killed / 'features=4,seed=1' / 'checkpoints'
   deadline = time.time() + 300
   while not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
@@ -112,20 +112,23 @@ def test_sigkill_mid_run_then_rerun_equals_the_uninterrupted_sweep(finished):
   os.kill(process.pid, signal.SIGKILL)
   process.wait()
   assert not (killed / 'features=4,seed=1' / 'sweep_status.json').exists()  # killed mid-run
-  _sweep(ablation, '--root', killed)
+  _sweep(ablation, '--root', killed, '--only', 'model.features=4')
   assert _sessions(killed / 'features=4,seed=1') == 2  # resumed from its checkpoint
-  assert (killed / 'results.csv').read_text() == (folder / 'root' / 'results.csv').read_text()
+  resumed, straight = _results(killed)[:2], _results(folder / 'root')[:2]
+  assert [row['run'] for row in resumed] == ['features=4,seed=0', 'features=4,seed=1']
+  assert resumed == straight
 
 
 def test_two_concurrent_shards_cover_every_run_exactly_once(tmp_path):
   ablation = _ablation(tmp_path)
-  shards = [_sweep(ablation, '--root', tmp_path / 'root', '--shard', f'{k}/2', wait=False) for k in (0, 1)]
+  shards = [_sweep(ablation, '--root', tmp_path / 'root', '--only', 'seed=1', '--shard', f'{k}/2', wait=False)
+            for k in (0, 1)]
   for shard in shards:
     _, err = shard.communicate(timeout=600)
     assert shard.returncode == 0, err[-3000:]
   rows = _results(tmp_path / 'root')
-  assert [row['status'] for row in rows] == ['finished'] * 4
-  assert all(_sessions(tmp_path / 'root' / row['run']) == 1 for row in rows)
+  assert [row['status'] for row in rows] == ['remaining', 'finished', 'remaining', 'finished']
+  assert all(_sessions(tmp_path / 'root' / row['run']) == 1 for row in rows if row['status'] == 'finished')
 
 
 def test_a_run_claimed_by_another_process_is_left_to_it(tmp_path):
@@ -151,3 +154,15 @@ def test_sweep_bad_input_is_one_line(tmp_path, capsys):
   no_sweep.write_text('def get_config(arg=None):\n  return None\n')
   fails_with_one_line(capsys, ['sweep', no_sweep, '--root', tmp_path / 'r'], 'get_sweep')
   fails_with_one_line(capsys, ['sweep-report', '--root', tmp_path / 'nothing'], 'sweep.json')
+
+
+@pytest.mark.parametrize('path', sorted((REPO / 'experiments' / 'ablations').glob('*.py')), ids=lambda p: p.stem)
+def test_shipped_ablations_load_with_every_variant(path):
+  from cnnrecon.sweep import load_sweep
+  from cnnrecon.sweep.run import run_config
+  from cnnrecon.train.checks import validate_config
+  runs = load_sweep(str(path))
+  assert len(runs) >= 2
+  for variant in ('', ':smoke'):
+    for overrides in runs:  # every run's config is valid: no failure discovered only mid-sweep
+      validate_config(run_config(f'{path}{variant}', overrides))

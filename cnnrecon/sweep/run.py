@@ -21,6 +21,8 @@ import pathlib
 import re
 from typing import Any, Iterable, Sequence
 
+import ml_collections
+
 from cnnrecon import config as config_lib
 from cnnrecon import safety
 from cnnrecon.errors import CnnreconError
@@ -115,10 +117,15 @@ def _record(workdir: pathlib.Path, overrides: dict, status: str, **extra) -> Non
                                                       indent=1, default=str) + '\n')
 
 
+def run_config(spec: str, overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+  """The base config of `spec` with one run's overrides applied (as `--config.KEY=VALUE` would)."""
+  return config_lib.load_config(spec, [f'{key}={_override_text(value)}' for key, value in overrides.items()])
+
+
 def _run_one(spec: str, overrides: dict, workdir: pathlib.Path, *, progress: bool) -> str:
   """Trains one run to its end (resuming if it has a checkpoint); returns its outcome."""
   try:
-    config = config_lib.load_config(spec, [f'{key}={_override_text(value)}' for key, value in overrides.items()])
+    config = run_config(spec, overrides)
     summary = train_and_evaluate(config, workdir, progress=progress)
   except CnnreconError as error:
     _record(workdir, overrides, 'failed', error=str(error).splitlines()[0])
