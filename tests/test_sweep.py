@@ -166,3 +166,17 @@ def test_shipped_ablations_load_with_every_variant(path):
   for variant in ('', ':smoke'):
     for overrides in runs:  # every run's config is valid: no failure discovered only mid-sweep
       validate_config(run_config(f'{path}{variant}', overrides))
+
+
+def test_a_signal_that_stops_a_run_stops_the_sweep(tmp_path, monkeypatch):
+  import cnnrecon.sweep.run as sweep_run
+  calls = []
+
+  def stopped_by_sigterm(config, workdir, progress):
+    calls.append(workdir.name)
+    return {'step': 3, 'stopped_by': 'SIGTERM'}  # what train_and_evaluate returns after a SIGTERM checkpoint
+
+  monkeypatch.setattr(sweep_run, 'train_and_evaluate', stopped_by_sigterm)
+  counts = sweep_run.run_sweep(str(_ablation(tmp_path)), tmp_path / 'root', echo=lambda line: None)
+  assert calls == ['features=4,seed=0'] and counts['interrupted'] == 1 and counts['finished'] == 0
+  assert sweep_run.read_status(tmp_path / 'root' / 'features=4,seed=0') is None  # resumes on the next call

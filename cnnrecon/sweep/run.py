@@ -150,7 +150,8 @@ def run_sweep(spec: str, root: str | pathlib.Path, *, only: Iterable[str] = (), 
 
   Returns:
     Counts of this shard's runs: `finished` (now or before), `failed`, `busy`
-    (claimed by another invocation), `interrupted`, and `total`.
+    (claimed by another invocation), `interrupted` (a signal stopped the run,
+    which saved a checkpoint, and the sweep), and `total`.
   """
   root = pathlib.Path(root)
   runs = load_sweep(spec)
@@ -170,5 +171,7 @@ def run_sweep(spec: str, root: str | pathlib.Path, *, only: Iterable[str] = (), 
       outcome = 'busy'
     counts[outcome] += 1
     echo(f'[{number}/{len(mine)}] {name}: {outcome}')
+    if outcome == 'interrupted':  # SIGTERM / Ctrl-C: the run saved a checkpoint; stop the sweep too
+      break
   counts['total'] = len(mine)
   return counts
