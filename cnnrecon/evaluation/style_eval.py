@@ -10,7 +10,6 @@ painting they were not trained on (as in their training report).
 import csv
 import io
 import json
-import math
 import pathlib
 
 import numpy as np
@@ -46,7 +45,7 @@ def _adain_rows(net: AdaINNet, images: list[tuple[str, np.ndarray]]) -> list[dic
     style = center_crop(style, side)
     for name, image in images:
       _, parts = net.score(image, [style], [1.0])
-      rows.append({'image': name, 'style_image': path.stem, 'seen': seen, 'tv': float('nan'), **parts})
+      rows.append({'image': name, 'style_image': path.stem, 'seen': seen, **parts})  # no TV term
   return rows
 
 
@@ -55,25 +54,26 @@ def _means(rows: list[dict]) -> dict[str, dict[str, float]]:
   means = {}
   for style in dict.fromkeys(row['style_image'] for row in rows):
     mine = [row for row in rows if row['style_image'] == style]
-    means[style] = {'seen': mine[0]['seen'], **{term: float(np.mean([row[term] for row in mine])) for term in TERMS}}
+    means[style] = {'seen': mine[0]['seen'], **{term: float(np.mean([row[term] for row in mine]))
+                                                for term in TERMS if term in mine[0]}}
   return means
 
 
-def _number(value: float) -> str:
-  return '—' if math.isnan(value) else f'{value:.4g}'  # AdaIN's loss has no TV term
+def _number(value: float | None) -> str:
+  return '—' if value is None else f'{value:.4g}'  # AdaIN's loss has no TV term
 
 
 def _style_table(means: dict) -> list[str]:
   lines = ['| style | in training | content loss | style loss | TV | ms per image |', '|---|---|---:|---:|---:|---:|']
   return lines + [f"| {style} | {'yes' if m['seen'] else 'no (unseen)'} | {m['content']:.4g} | {m['style']:.4g} | "
-                  f"{_number(m['tv'])} | {1000 * m['seconds']:.1f} |" for style, m in means.items()]
+                  f"{_number(m.get('tv'))} | {1000 * m['seconds']:.1f} |" for style, m in means.items()]
 
 
 def _markdown(rows: list[dict], means: dict, title: str) -> str:
   lines = [f'# {title}', '', 'Unweighted terms of the training loss (lower is better); time is one forward pass '
            'after a compiling call.', '', *_style_table(means), '', '## Per image', '',
            '| image | style | content loss | style loss | TV |', '|---|---|---:|---:|---:|']
-  lines += [f"| {r['image']} | {r['style_image']} | {r['content']:.4g} | {r['style']:.4g} | {_number(r['tv'])} |"
+  lines += [f"| {r['image']} | {r['style_image']} | {r['content']:.4g} | {r['style']:.4g} | {_number(r.get('tv'))} |"
             for r in rows]
   return '\n'.join(lines) + '\n'
 
@@ -82,8 +82,9 @@ def _csv(rows: list[dict]) -> str:
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator='\n')
   writer.writerow(['image', 'style_image', 'seen', 'content_loss', 'style_loss', 'tv', 'seconds'])
-  writer.writerows([row['image'], row['style_image'], row['seen'], *(f'{row[t]:.6g}' for t in TERMS)]
-                   for row in rows)
+  for row in rows:
+    writer.writerow([row['image'], row['style_image'], row['seen'],
+                     *(f'{row[term]:.6g}' if term in row else '' for term in TERMS)])
   return buffer.getvalue()
 
 
@@ -95,7 +96,7 @@ def evaluate_style_workdir(workdir: str, task: str, *, data: str | None = None, 
   `summary.json` (per-style means) to `out` (default: a new `<workdir>/eval-N`).
 
   Returns:
-    Per style: `{'seen', 'content', 'style', 'tv', 'seconds'}` means (AdaIN has no TV term: NaN).
+    Per style: `{'seen', 'content', 'style', 'tv', 'seconds'}` means (AdaIN's loss has no 'tv').
   """
   if out is not None:
     safety.check_results_dir(pathlib.Path(out), STYLE_TABLE_FILES, overwrite=overwrite)
