@@ -13,17 +13,13 @@ import math
 import pathlib
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cnnrecon.errors import CnnreconError
-from cnnrecon.evaluation.restore import load_trained
 from cnnrecon.io import read_jsonl, write_file_atomic
 from cnnrecon.sweep.run import SWEEP_FILE, read_status, run_name
-from cnnrecon.train.checks import PERCEPTUAL_LOSSES
 
 METRICS = ('best_val_psnr', 'final_val_psnr', 'psnr', 'ssim', 'final_val_loss')
 CSV_COLUMNS = ('run', 'status', 'steps', 'params', 'flops_per_image', *METRICS)
@@ -42,20 +38,6 @@ def _metrics(workdir: pathlib.Path) -> dict[str, float]:
           'final_val_loss': losses[-1] if losses else math.nan, 'wall_time_s': walls[-1] if walls else math.nan}
 
 
-def model_cost(workdir: pathlib.Path) -> tuple[int, float]:
-  """(parameter count, FLOPs per eval_crop² image from XLA's cost analysis of the lowered inference)."""
-  model = load_trained(workdir)
-  params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(model.variables['params']))
-  if model.config.task.name in PERCEPTUAL_LOSSES:
-    return params, math.nan  # style nets take a style input too; their cost is in their report
-  side, channels = model.config.data.eval_crop, model.config.data.channels
-  image = jax.ShapeDtypeStruct((1, side, side, channels), jnp.float32)
-  # Counted on the lowered (not compiled) program: backends that call cuDNN report ~0 after compiling.
-  cost = model.apply.lower(model.variables, image).cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
-  return params, float(cost.get('flops', math.nan)) if cost else math.nan
-
-
 def collect_rows(root: pathlib.Path) -> tuple[list[dict], list[dict]]:
   """(one row per run of the sweep, the run override dicts) read from `<root>`."""
   if not (root / SWEEP_FILE).is_file():
@@ -66,11 +48,10 @@ def collect_rows(root: pathlib.Path) -> tuple[list[dict], list[dict]]:
     name = run_name(overrides)
     workdir = root / name
     status = read_status(workdir) or {'status': 'remaining'}
-    row = {'run': name, 'overrides': overrides, 'status': status['status'], 'error': status.get('error', ''),
-           'steps': status.get('step', ''), 'params': '', 'flops_per_image': math.nan, **_metrics(workdir)}
-    if status['status'] == 'finished':
-      row['params'], row['flops_per_image'] = model_cost(workdir)
-    rows.append(row)
+    flops = status.get('flops_per_image')
+    rows.append({'run': name, 'overrides': overrides, 'status': status['status'], 'error': status.get('error', ''),
+                 'steps': status.get('step', ''), 'params': status.get('params', ''),
+                 'flops_per_image': math.nan if flops is None else flops, **_metrics(workdir)})
   return rows, runs
 
 

@@ -21,13 +21,18 @@ import pathlib
 import re
 from typing import Any, Iterable, Sequence
 
+import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from cnnrecon import config as config_lib
 from cnnrecon import safety
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import train_and_evaluate
+from cnnrecon.evaluation.restore import load_trained
 from cnnrecon.io import write_file_atomic
+from cnnrecon.train.checks import PERCEPTUAL_LOSSES
 
 STATUS_FILE = 'sweep_status.json'
 SWEEP_FILE = 'sweep.json'
@@ -122,6 +127,21 @@ def run_config(spec: str, overrides: dict[str, Any]) -> ml_collections.ConfigDic
   return config_lib.load_config(spec, [f'{key}={_override_text(value)}' for key, value in overrides.items()])
 
 
+def model_cost(workdir: pathlib.Path) -> tuple[int, float | None]:
+  """(parameter count, FLOPs per eval_crop² image from XLA's cost analysis of the lowered inference; None for
+  style nets, which take a style input too)."""
+  model = load_trained(workdir)
+  params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(model.variables['params']))
+  if model.config.task.name in PERCEPTUAL_LOSSES:
+    return params, None
+  side, channels = model.config.data.eval_crop, model.config.data.channels
+  image = jax.ShapeDtypeStruct((1, side, side, channels), jnp.float32)
+  # Counted on the lowered (not compiled) program: backends that call cuDNN report ~0 after compiling.
+  cost = model.apply.lower(model.variables, image).cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  return params, float(cost['flops']) if cost and 'flops' in cost else None
+
+
 def _run_one(spec: str, overrides: dict, workdir: pathlib.Path, *, progress: bool) -> str:
   """Trains one run to its end (resuming if it has a checkpoint); returns its outcome."""
   try:
@@ -132,7 +152,8 @@ def _run_one(spec: str, overrides: dict, workdir: pathlib.Path, *, progress: boo
     return 'failed'
   if 'report' not in summary:  # stopped by a signal: the next invocation resumes it
     return 'interrupted'
-  _record(workdir, overrides, 'finished', step=summary['step'])
+  params, flops = model_cost(workdir)  # once, here: reports read it from the status file
+  _record(workdir, overrides, 'finished', step=summary['step'], params=params, flops_per_image=flops)
   return 'finished'
 
 
