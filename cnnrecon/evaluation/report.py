@@ -67,6 +67,11 @@ def plot_loss_curve(metrics_jsonl_path: str | os.PathLike,
   psnr_ax.set(xlabel='step', ylabel='PSNR (dB)', title='PSNR')
   loss_ax.grid(True, which='both', alpha=0.3)
   psnr_ax.grid(True, alpha=0.3)
+  return save_figure(fig, out_png)
+
+
+def save_figure(fig: Figure, out_png: str | os.PathLike) -> pathlib.Path:
+  """Writes a matplotlib figure as a PNG (100 dpi), atomically."""
   buffer = io.BytesIO()
   fig.savefig(buffer, format='png', dpi=100)
   return write_file_atomic(out_png, buffer.getvalue())

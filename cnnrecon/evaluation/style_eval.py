@@ -16,13 +16,11 @@ import numpy as np
 
 from cnnrecon import safety
 from cnnrecon.data.sources import load_source
-from cnnrecon.data.pipeline import center_crop
 from cnnrecon.evaluation.style_report import adain_styles
 from cnnrecon.evaluation.workdir import source_images
 from cnnrecon.io import write_file_atomic
 from cnnrecon.style.adain import AdaINNet, load_adain_net
 from cnnrecon.style.fast import FastNet, load_fast_net, stylize_and_score
-from cnnrecon.train.perceptual import read_styles
 
 STYLE_TABLE_FILES = ('results.md', 'results.csv', 'summary.json')
 TERMS = ('content', 'style', 'tv', 'seconds')
@@ -38,11 +36,8 @@ def _fast_rows(net: FastNet, images: list[tuple[str, np.ndarray]]) -> list[dict]
 
 
 def _adain_rows(net: AdaINNet, images: list[tuple[str, np.ndarray]]) -> list[dict]:
-  styles = adain_styles(net.config)
-  side = net.config.task.adain.style_size
   rows = []
-  for (path, seen), style in zip(styles, read_styles([path for path, _ in styles], side)):
-    style = center_crop(style, side)
+  for path, seen, style in adain_styles(net.config):
     for name, image in images:
       _, parts = net.score(image, [style], [1.0])
       rows.append({'image': name, 'style_image': path.stem, 'seen': seen, **parts})  # no TV term

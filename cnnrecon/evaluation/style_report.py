@@ -81,12 +81,18 @@ def write_fast_style_report(config: ml_collections.ConfigDict, workdir: pathlib.
                  f'{config.data.eval_crop}px crops of {config.data.eval}')
 
 
-def adain_styles(config: ml_collections.ConfigDict) -> list[tuple[pathlib.Path, bool]]:
-  """(style image, seen in training) for a few training styles and every shipped painting not trained on."""
+def adain_styles(config: ml_collections.ConfigDict) -> list[tuple[pathlib.Path, bool, np.ndarray]]:
+  """(file, seen in training, image) for a few training styles and every shipped painting not trained on.
+
+  The images are read as in training: short side `task.adain.style_size`, center square.
+  """
   trained = style_files(config.task.adain.styles)
   seen = {path.resolve() for path in trained}
   unseen = [path for path in sorted(PAINTINGS.glob('*.jpg')) if path.resolve() not in seen]
-  return [(path, True) for path in trained[:ADAIN_TRAINED_SHOWN]] + [(path, False) for path in unseen]
+  chosen = [(path, True) for path in trained[:ADAIN_TRAINED_SHOWN]] + [(path, False) for path in unseen]
+  side = config.task.adain.style_size
+  return [(path, was_seen, center_crop(image, side))
+          for (path, was_seen), image in zip(chosen, read_styles([path for path, _ in chosen], side))]
 
 
 def _adain_table(rows: dict[str, dict[str, float]]) -> list[str]:
@@ -111,11 +117,8 @@ def write_adain_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                  variables={'params': host_state.params, 'batch_stats': host_state.batch_stats})
   crop = config.data.eval_crop
   contents = [center_crop(image, crop) for _, image in source_images(eval_source, 3)[:config.report.grid_examples]]
-  styles = adain_styles(config)
-  side = config.task.adain.style_size
   rows, columns = {}, [np.stack([np.ones_like(contents[0]), *contents])]
-  for (path, seen), style in zip(styles, read_styles([path for path, _ in styles], side)):
-    style = center_crop(style, side)
+  for path, seen, style in adain_styles(config):
     scored = [net.score(content, [style], [1.0]) for content in contents]
     shown = center_crop(resize_short_side(style, crop), crop)
     columns.append(np.stack([shown, *[result for result, _ in scored]]))
@@ -125,7 +128,7 @@ def write_adain_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
   summary = report.run_summary(
       config, model=f'{config.model.name} ({config.model.features} features: '
                     f'{4 * config.model.features}/{2 * config.model.features}/{config.model.features})',
-      task=f'adain: {", ".join(options.styles)} at {side}px; style weight {options.style_weight}; '
+      task=f'adain: {", ".join(options.styles)} at {options.style_size}px; style weight {options.style_weight}; '
            f'AdaIN at {options.content_layer}; features {options.features}')
   return _write_style_report(
       config, workdir, rows, columns, summary, table=_adain_table(rows), wall_time_s=wall_time_s,

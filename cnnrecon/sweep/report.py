@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cnnrecon.errors import CnnreconError
+from cnnrecon.evaluation.report import save_figure
 from cnnrecon.io import read_jsonl, write_file_atomic
 from cnnrecon.sweep.run import SWEEP_FILE, read_status, run_name
 
@@ -112,12 +113,6 @@ def _markdown(rows: list[dict], keys: list[str], root: pathlib.Path) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def _save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
-  buffer = io.BytesIO()
-  fig.savefig(buffer, format='png', dpi=100)
-  return write_file_atomic(path, buffer.getvalue())
-
-
 def plot_metric_vs_values(rows: list[dict], key: str, path: pathlib.Path, metric: str = 'psnr') -> pathlib.Path:
   """Mean ± std of `metric` over the finished runs at each value of swept `key` (error bars)."""
   values = sorted({json.dumps(row['overrides'][key]) for row in rows if key in row['overrides']})
@@ -134,7 +129,7 @@ def plot_metric_vs_values(rows: list[dict], key: str, path: pathlib.Path, metric
   axis.set_xticks(range(len(values)), [json.loads(value) for value in values])
   axis.set(xlabel=key, ylabel=f'{metric} (mean ± std over the other axes)', title=f'{metric} vs {key}')
   axis.grid(True, alpha=0.3)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def plot_curves(root: pathlib.Path, rows: list[dict], path: pathlib.Path) -> pathlib.Path:
@@ -153,7 +148,7 @@ def plot_curves(root: pathlib.Path, rows: list[dict], path: pathlib.Path) -> pat
     axis.legend(fontsize=7)
   axis.set(xlabel='step', ylabel='validation PSNR (dB)', title='Validation curves')
   axis.grid(True, alpha=0.3)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def sweep_report(root: str | pathlib.Path) -> dict[str, pathlib.Path]:
