@@ -2,12 +2,14 @@
 
   cnnrecon train   --config FILE.py[:ARG] --workdir DIR [--stop-at N] [--from-step N] [--config.a.b=VALUE ...]
   cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N | --seeds 0,1,2] [--out DIR] [--overwrite]
-  cnnrecon denoise IMAGE... --workdir DIR --out DIR [--overwrite]
+  cnnrecon denoise IMAGE... --workdir DIR | --exported DIR --out DIR [--overwrite]   (alias: restore)
+  cnnrecon export  --workdir DIR --out DIR [--format stablehlo|params|savedmodel] [--step best|latest|N]
+                   [--image-size HxW] [--overwrite]
   cnnrecon weights import --format matconvnet|keras|torch|safetensors --model dncnn FILE --workdir DIR
   cnnrecon weights import --format hed|torchvision|keras [--model vgg] FILE [--name NAME]
   cnnrecon weights fetch vgg16|vgg19|vgg16-hed
   cnnrecon stylize CONTENT... --style S [--style S2 --style-weights 0.7,0.3] [--size 512] [--steps N] --out DIR
-  cnnrecon stylize CONTENT... --method fast|adain --workdir DIR [--style S ...] [--alpha A] --out DIR
+  cnnrecon stylize CONTENT... --method fast|adain --workdir DIR | --exported DIR [--style S ...] [--alpha A] --out DIR
   cnnrecon sweep ABLATION.py[:ARG] --root DIR [--only KEY=VALUE] [--shard K/N]
   cnnrecon sweep-report --root DIR
 
@@ -94,6 +96,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        'experiments/style_fast.py, given by --workdir) or adain (a decoder trained with '
                        'experiments/style_adain.py: any --style image)')
   stylize.add_argument('--workdir', default=None, help='--method fast / adain: the trained net\'s workdir')
+  stylize.add_argument('--exported', default=None, help='--method fast / adain: a `cnnrecon export` directory '
+                       'of the net instead of its workdir')
   stylize.add_argument('--alpha', type=float, default=1.0, help='--method adain: style strength from 0 (the '
                        'content\'s own features) to 1 (default)')
   stylize.add_argument('--size', type=int, default=512, help='longer side of the result in pixels')
@@ -113,13 +117,29 @@ def _build_parser() -> argparse.ArgumentParser:
   stylize.add_argument('--overwrite', action='store_true', help='replace results already in --out')
   stylize.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
-  denoise = commands.add_parser('denoise', help='restore image files (noisy, masked, ...) with a trained model')
+  denoise = commands.add_parser('denoise', aliases=['restore'],
+                                help='restore image files (noisy, masked, ...) with a trained model')
   denoise.add_argument('images', nargs='+', help='observed image files (png/jpg/bmp/tif)')
-  denoise.add_argument('--workdir', required=True)
+  source = denoise.add_mutually_exclusive_group(required=True)
+  source.add_argument('--workdir', help='a trained workdir')
+  source.add_argument('--exported', help='a `cnnrecon export` directory (stablehlo or params)')
   denoise.add_argument('--out', required=True, help='folder for the restored PNGs')
   denoise.add_argument('--overwrite', action='store_true', help='replace PNGs already in --out')
+  _add_export_parser(commands)
   _add_sweep_parsers(commands)
   return parser
+
+
+def _add_export_parser(commands) -> None:
+  export = commands.add_parser('export', help='a trained model for inference without the training code')
+  export.add_argument('--workdir', required=True)
+  export.add_argument('--out', required=True, help='the export directory (new or empty, or --overwrite)')
+  export.add_argument('--format', default='stablehlo', help='stablehlo (jax.export: runs with jax alone), params '
+                      '(safetensors + config.json: cnnrecon.load_model) or savedmodel (TensorFlow, via jax2tf)')
+  export.add_argument('--step', default='best', help='best (by validation PSNR, default), latest or a step number')
+  export.add_argument('--image-size', default=None, help='HxW: fix the image sides (default: symbolic, any '
+                      'size the architecture takes)')
+  export.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
 
 
 def _add_sweep_parsers(commands) -> None:
@@ -223,7 +243,14 @@ def _import_vgg(args):
 def _stylize(args, extra):
   from cnnrecon.style.command import stylize_files
   _no_extra(extra)
+  net = None
+  if args.exported is not None:
+    if args.workdir is not None:
+      raise CnnreconError('give either --workdir or --exported, not both')
+    from cnnrecon.export.style_nets import load_style_net
+    net = load_style_net(args.exported, args.method)
   stylize_files(args.contents, args.style or [], out=args.out, method=args.method, workdir=args.workdir,
+                net=net, net_source=args.exported,
                 size=args.size, steps=args.steps,
                 optimizer=args.optimizer, style_weights=args.style_weights, features=args.features,
                 keep_colors=args.preserve_color, init=args.init, pyramid=args.pyramid,
@@ -234,7 +261,15 @@ def _stylize(args, extra):
 def _denoise(args, extra):
   from cnnrecon.evaluation import restore_files
   _no_extra(extra)
-  restore_files(args.images, workdir=args.workdir, out=args.out, overwrite=args.overwrite)
+  restore_files(args.images, workdir=args.workdir, exported=args.exported, out=args.out, overwrite=args.overwrite)
+
+
+def _export(args, extra):
+  from cnnrecon.export import writer
+  _no_extra(extra)
+  out = writer.export_workdir(args.workdir, args.out, fmt=args.format, step=args.step,
+                              image_size=writer.parse_image_size(args.image_size), overwrite=args.overwrite)
+  print(f'exported {args.workdir} as {args.format}: {out} (load it with cnnrecon.export.load)')
 
 
 def _no_extra(extra):
@@ -297,8 +332,8 @@ def _main(argv: list[str] | None) -> int:
   try:
     args, extra = _build_parser().parse_known_args(argv)
     _quiet_libraries()
-    handlers = {'train': _train, 'eval': _eval, 'denoise': _denoise, 'weights': _weights, 'stylize': _stylize,
-                'sweep': _sweep, 'sweep-report': _sweep_report}
+    handlers = {'train': _train, 'eval': _eval, 'denoise': _denoise, 'restore': _denoise, 'weights': _weights,
+                'stylize': _stylize, 'export': _export, 'sweep': _sweep, 'sweep-report': _sweep_report}
     return handlers[args.command](args, extra) or 0
   except CheckpointUnreadable as error:
     print(f'cnnrecon: error: {error}', file=sys.stderr)

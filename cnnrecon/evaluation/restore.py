@@ -35,12 +35,12 @@ class TrainedModel:
     return np.asarray(self.apply(self.variables, jnp.asarray(images, jnp.float32)))
 
 
-def load_trained(workdir: str | pathlib.Path, *, step: int | None = None) -> TrainedModel:
+def load_trained(workdir: str | pathlib.Path, *, step: int | str | None = None) -> TrainedModel:
   """Restores the best (else latest) checkpoint of a workdir for inference.
 
   Args:
     workdir: a directory written by `cnnrecon train` (or a weights import).
-    step: a specific step instead of the best one.
+    step: 'latest' or a step number instead of the best one.
 
   Returns:
     The TrainedModel; its config has today's key names (old ones upgraded).

@@ -2,7 +2,7 @@
 
 import math
 import pathlib
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import ml_collections
 import numpy as np
@@ -12,7 +12,9 @@ from cnnrecon.data.sources import load_source
 from cnnrecon import safety
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import tables
-from cnnrecon.evaluation.restore import load_trained
+from cnnrecon.evaluation.restore import TrainedModel, load_trained
+from cnnrecon.export import ExportedModel, load
+from cnnrecon.export.loader import check_image_sides
 from cnnrecon.evaluation.scoring import mean_over_seeds, score_images, summarize, summarize_seeds
 from cnnrecon.losses import get_loss
 from cnnrecon.tasks import ReconstructionTask, build_task
@@ -126,8 +128,33 @@ def _evaluate_style(workdir: str, task: str, *, data: str | None, sigma: float |
   return evaluate_style_workdir(workdir, task, data=data, out=out, overwrite=overwrite)
 
 
-def restore_files(paths: Sequence[str], *, workdir: str, out: str, overwrite: bool = False) -> list[pathlib.Path]:
-  """Restores each image file with a trained model and writes `<out>/<stem>.png`.
+def _trained_restorer(model: TrainedModel) -> Callable[[np.ndarray], np.ndarray]:
+  task = task_of(model.config)
+  return lambda image: model(np.asarray(task.operator.initial_estimate(image))[None])[0]
+
+
+def _restorer(workdir: str | None, exported: str | None) -> tuple[Callable[[np.ndarray], np.ndarray], int, Any]:
+  """`(restore(HWC observation) -> HWC estimate, channels, the loaded model)` of a workdir or an export."""
+  if (workdir is None) == (exported is None):
+    raise CnnreconError('give the model as either --workdir (a trained run) or --exported (an export directory)')
+  if workdir is not None:
+    model = load_trained(workdir)
+    return _trained_restorer(model), model.config.data.channels, model
+  model = load(exported)  # checks its sha256 sums
+  task = model.task if isinstance(model, ExportedModel) else model.config.task.name
+  if task in PERCEPTUAL_LOSSES:
+    raise CnnreconError(f'{exported} holds a {task} net, which stylizes rather than restores: use '
+                        f'`cnnrecon stylize CONTENT --method {"fast" if task == "fast_style" else task} '
+                        f'--exported {exported} --out DIR`')
+  if not isinstance(model, ExportedModel):
+    return _trained_restorer(model), model.config.data.channels, model
+  # The export holds the task's initial estimate: it maps observations to estimates.
+  return (lambda image: model(image[None])[0]), model.manifest['inputs'][0]['size'], model
+
+
+def restore_files(paths: Sequence[str], *, out: str, workdir: str | None = None, exported: str | None = None,
+                  overwrite: bool = False) -> list[pathlib.Path]:
+  """Restores each image file with a trained model (a workdir or an export) and writes `<out>/<stem>.png`.
 
   The files are observations (e.g. noisy photos); the task's initial estimate
   maps them to the model's input. Every input is read and every output name
@@ -139,13 +166,14 @@ def restore_files(paths: Sequence[str], *, workdir: str, out: str, overwrite: bo
     The written paths.
   """
   targets = safety.output_paths(paths, pathlib.Path(out), overwrite=overwrite)
-  model = load_trained(workdir)
-  task = task_of(model.config)
-  images = [read_image(path, channels=model.config.data.channels) for path in paths]
+  restore, channels, model = _restorer(workdir, exported)
+  images = [read_image(path, channels=channels) for path in paths]
+  if hasattr(model, 'manifest'):  # an export states which image sides its architecture takes
+    for path, image in zip(paths, images):
+      check_image_sides(model.manifest['spatial'], model.manifest['model']['name'], path, *image.shape[:2])
   written = []
-  for path, image, target in zip(paths, images, targets):
-    model_input = np.asarray(task.operator.initial_estimate(image))
-    write_image(target, model(model_input[None])[0].clip(0.0, 1.0))
+  for image, target in zip(images, targets):
+    write_image(target, restore(image).clip(0.0, 1.0))
     written.append(target)
     print(target)
   return written

@@ -58,7 +58,7 @@ def preserve_color(result: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 
 def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, method: str = 'gatys',
-                  workdir: str | None = None, size: int = 512, steps: int = 200, optimizer: str = 'adam',
+                  workdir: str | None = None, net=None, net_source: str | None = None, size: int = 512, steps: int = 200, optimizer: str = 'adam',
                   style_weights: str | None = None, features: str = DEFAULT_FEATURES, keep_colors: bool = False,
                   init: str = 'content',
                   pyramid: int = 1, style_layers: str | None = None, style_layer_weights: str | None = None,
@@ -71,8 +71,10 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
   step). Every input is read and every output name checked before any work.
   `init` starts from the content, the (first) style or noise; `pyramid` > 1
   optimises coarse to fine over that many scales (`gatys.stylize_pyramid`).
-  `method` 'fast' and 'adain' run the net trained in `workdir`; `alpha` (adain)
-  trades the style's features for the content's own (0 = content only).
+  `method` 'fast' and 'adain' run the net trained in `workdir`, or `net` (an
+  export loaded by `cnnrecon.export.style_nets.load_style_net` from
+  `net_source`); `alpha`
+  (adain) trades the style's features for the content's own (0 = content only).
 
   Returns:
     The result PNG paths.
@@ -81,10 +83,11 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
     raise CnnreconError(f'unknown --method {method!r}: use {", ".join(METHODS)}')
   if not 0 < size <= MAX_SIZE:
     raise CnnreconError(f'--size {size} must be between 1 and {MAX_SIZE} pixels (the longer side)')
-  if method in TRAINED_METHODS and workdir is None:
-    raise CnnreconError(f'--method {method} needs --workdir: a workdir trained with experiments/style_{method}.py')
-  if method not in TRAINED_METHODS and workdir is not None:
-    raise CnnreconError(f'--workdir is only for --method fast or adain (a trained net), not {method}')
+  if method in TRAINED_METHODS and (workdir is None) == (net is None):
+    raise CnnreconError(f'--method {method} needs either --workdir (a workdir trained with '
+                        f'experiments/style_{method}.py) or --exported (its export)')
+  if method not in TRAINED_METHODS and (workdir is not None or net is not None):
+    raise CnnreconError(f'--workdir and --exported are only for --method fast or adain (a trained net), not {method}')
   if not 0 <= alpha <= 1:
     raise CnnreconError(f'--alpha {alpha} must be between 0 (the content\'s own features) and 1 (full style)')
   if alpha != 1 and method != 'adain':
@@ -95,11 +98,12 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
   outputs = [safety.output_paths(contents, out_dir, suffix=suffix, overwrite=overwrite, also_inputs=styles)
              for suffix in ('.png', '_side_by_side.png', '_losses.json')]
   if method == 'fast':
-    return _stylize_fast(contents, styles, workdir, outputs, size=size, style_weights=style_weights,
-                         keep_colors=keep_colors)
+    return _stylize_fast(contents, styles, net or fast.load_fast_net(workdir), outputs, size=size,
+                         style_weights=style_weights, keep_colors=keep_colors, source=str(workdir or net_source))
   if method == 'adain':
-    return _stylize_adain(contents, styles, workdir, outputs, size=size, style_weights=style_weights,
-                          alpha=alpha, keep_colors=keep_colors)
+    return _stylize_adain(contents, styles, net or adain.load_adain_net(workdir), outputs, size=size,
+                          style_weights=style_weights, alpha=alpha, keep_colors=keep_colors,
+                          source=str(workdir or net_source))
   blend = parse_blend(style_weights, len(styles))
   content_images = [_resized(read_image(path, channels=3), size) for path in contents]
   style_images = [_resized(read_image(path, channels=3), size) for path in styles]
@@ -133,23 +137,23 @@ def _side_by_side(content: np.ndarray, style: np.ndarray, result: np.ndarray) ->
   return side.astype(np.float32) / 255.0
 
 
-def _stylize_fast(contents: Sequence[str], styles: Sequence[str], workdir: str, outputs, *, size: int,
-                  style_weights: str | None, keep_colors: bool) -> list[pathlib.Path]:
-  """`--method fast`: one forward pass of the workdir's transform net per content image."""
-  net = fast.load_fast_net(workdir)
+def _stylize_fast(contents: Sequence[str], styles: Sequence[str], net, outputs, *, size: int,
+                  style_weights: str | None, keep_colors: bool, source: str) -> list[pathlib.Path]:
+  """`--method fast`: one forward pass of the transform net (`FastNet` or an export) per content image."""
   styles = list(styles) or [net.styles[0]]
   mix = fast.style_mix_for(net, styles, parse_blend(style_weights, len(styles)))
   content_images = [_resized(read_image(path, channels=3), size) for path in contents]
   style_shown = read_image(style_image_path(net.styles[int(np.argmax(mix))]), channels=3)
-  print(f'fast net: {workdir} (step {net.step}), trained styles {", ".join(net.styles)}; mix {mix}')
+  print(f'fast net: {source} (step {net.step}), trained styles {", ".join(net.styles)}; mix {mix}')
+  scored = (fast.stylize_and_score(net, content_images, mix) if isinstance(net, fast.FastNet) else
+            fast.stylize_timed(net, content_images, mix))  # an export has no loss network to score with
   written = []
-  for content, (result, parts), result_path, side_path, losses_path in zip(
-      content_images, fast.stylize_and_score(net, content_images, mix), *outputs):
+  for content, (result, parts), result_path, side_path, losses_path in zip(content_images, scored, *outputs):
     if keep_colors:
       result = preserve_color(result, content)
     write_image(result_path, result)
     write_image(side_path, _side_by_side(content, style_shown, result))
-    write_file_atomic(losses_path, json.dumps({'method': 'fast', 'workdir': str(workdir), 'step': net.step,
+    write_file_atomic(losses_path, json.dumps({'method': 'fast', 'source': source, 'step': net.step,
                                                'styles': list(net.styles), 'style_mix': mix, **parts},
                                               indent=1) + '\n')
     print(result_path)
@@ -157,14 +161,13 @@ def _stylize_fast(contents: Sequence[str], styles: Sequence[str], workdir: str, 
   return written
 
 
-def _stylize_adain(contents: Sequence[str], styles: Sequence[str], workdir: str, outputs, *, size: int,
-                   style_weights: str | None, alpha: float, keep_colors: bool) -> list[pathlib.Path]:
-  """`--method adain`: the workdir's decoder on AdaIN of each content image and (any) style images."""
-  net = adain.load_adain_net(workdir)
+def _stylize_adain(contents: Sequence[str], styles: Sequence[str], net, outputs, *, size: int,
+                   style_weights: str | None, alpha: float, keep_colors: bool, source: str) -> list[pathlib.Path]:
+  """`--method adain`: the decoder (`AdaINNet` or an export) on AdaIN of each content image and (any) styles."""
   blend = parse_blend(style_weights, len(styles))
   content_images = [_resized(read_image(path, channels=3), size) for path in contents]
   style_images = [_resized(read_image(style_image_path(style), channels=3), size) for style in styles]
-  print(f'adain decoder: {workdir} (step {net.step}); styles {", ".join(styles)}; weights {blend}; alpha {alpha}')
+  print(f'adain decoder: {source} (step {net.step}); styles {", ".join(styles)}; weights {blend}; alpha {alpha}')
   written = []
   for content, result_path, side_path, losses_path in zip(content_images, *outputs):
     result, parts = net.score(content, style_images, blend, alpha)
@@ -172,7 +175,7 @@ def _stylize_adain(contents: Sequence[str], styles: Sequence[str], workdir: str,
       result = preserve_color(result, content)
     write_image(result_path, result)
     write_image(side_path, _side_by_side(content, style_images[int(np.argmax(blend))], result))
-    write_file_atomic(losses_path, json.dumps({'method': 'adain', 'workdir': str(workdir), 'step': net.step,
+    write_file_atomic(losses_path, json.dumps({'method': 'adain', 'source': source, 'step': net.step,
                                                'styles': list(styles), 'style_weights': blend, 'alpha': alpha,
                                                **parts}, indent=1) + '\n')
     print(result_path)

@@ -192,12 +192,38 @@ def best_or_latest_step(manager: ocp.CheckpointManager) -> int:
   return step
 
 
-def load_variables(workdir: str | pathlib.Path, *, step: int | None = None) -> tuple[int, dict, dict]:
-  """Restores the model variables and config of a workdir's best (else latest) checkpoint.
+def chosen_step(manager: ocp.CheckpointManager, step: int | str | None) -> int:
+  """The saved step that `step` names: 'best' or None (best, else latest), 'latest', or a step number.
+
+  Raises:
+    CnnreconError: an empty workdir, or a step that is not saved (the message lists those that are).
+  """
+  saved = sorted(manager.all_steps())
+  if not saved:
+    raise CnnreconError(f'no checkpoint in {manager.directory}: train first with '
+                        '`cnnrecon train --config ... --workdir <this workdir>`')
+  if step in (None, 'best'):
+    return best_or_latest_step(manager)
+  if step == 'latest':
+    return saved[-1]
+  try:
+    number = int(step)
+  except ValueError:
+    raise CnnreconError(f'--step {step!r} is not best, latest or a step number; saved steps: '
+                        f'{", ".join(map(str, saved))}') from None
+  if number not in saved:
+    raise CnnreconError(f'step {number} is not saved in {manager.directory}: pick one of '
+                        f'{", ".join(map(str, saved))}, best or latest')
+  return number
+
+
+def load_variables(workdir: str | pathlib.Path, *, step: int | str | None = None) -> tuple[int, dict, dict]:
+  """Restores the model variables and config of a workdir's checkpoint.
 
   Args:
     workdir: a directory written by `cnnrecon train` (or a weights import).
-    step: a specific step instead of the best one.
+    step: which checkpoint (`chosen_step`): the best by validation PSNR
+      (default, else the latest), 'latest', or a step number.
 
   Returns:
     `(step, config dict as saved, {'params', 'batch_stats'})`.
@@ -206,7 +232,7 @@ def load_variables(workdir: str | pathlib.Path, *, step: int | None = None) -> t
     raise CnnreconError(f'{workdir} holds no checkpoints: train first with '
                         f'`cnnrecon train --config ... --workdir {workdir}`')
   with open_manager(workdir, read_only=True) as manager:
-    step = best_or_latest_step(manager) if step is None else step
+    step = chosen_step(manager, step)
     config = restore_config(manager, step)
     state = restore_arrays(manager, step)
   return step, config, {'params': state['params'], 'batch_stats': state.get('batch_stats') or {}}

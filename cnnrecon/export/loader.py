@@ -1,0 +1,146 @@
+"""Loading an exported model: checks the sha256 sums, then runs the StableHLO with jax alone.
+
+This module imports only jax, numpy, `cnnrecon.errors` and `cnnrecon.compiler`
+(XLA options), so an exported
+StableHLO model runs where the model code (flax, `cnnrecon.models`) is not
+installed. The `params` form needs the model code: `load` imports it only then.
+"""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import pathlib
+from typing import Any
+
+import jax
+import numpy as np
+
+from cnnrecon import compiler
+from cnnrecon.errors import CnnreconError
+
+MANIFEST = 'manifest.json'
+SUMS = 'SHA256SUMS'  # `sha256sum -c SHA256SUMS` checks an export by hand too
+STABLEHLO_FILE = 'model.stablehlo'
+MANIFEST_VERSION = 1
+
+
+def sha256_of(path: pathlib.Path) -> str:
+  """Hex sha256 of a file, read in chunks."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as file:
+    for chunk in iter(lambda: file.read(1 << 20), b''):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def _recorded_sums(directory: pathlib.Path) -> dict[str, str]:
+  sums_path = directory / SUMS
+  if not sums_path.is_file():
+    raise CnnreconError(f'{directory} is not a cnnrecon export (no {SUMS}): make one with '
+                        '`cnnrecon export --workdir RUN --out DIR`')
+  sums = {}
+  for line in sums_path.read_text().splitlines():
+    digest, _, name = line.partition('  ')
+    if len(digest) != 64 or not name:
+      raise CnnreconError(f'{sums_path} has a malformed line {line!r}: export the model again')
+    sums[name] = digest
+  return sums
+
+
+def verify(directory: str | pathlib.Path) -> dict:
+  """Checks every file of an export against SHA256SUMS and the manifest; returns the manifest.
+
+  Raises:
+    CnnreconError: a missing, changed or unlisted file (one line naming it).
+  """
+  directory = pathlib.Path(directory)
+  sums = _recorded_sums(directory)
+  if MANIFEST not in sums:
+    raise CnnreconError(f'{directory / SUMS} does not list {MANIFEST}: export the model again')
+  for name, digest in sums.items():
+    path = directory / name
+    if not path.is_file():
+      raise CnnreconError(f'{path} is missing from the export: export the model again')
+    if sha256_of(path) != digest:
+      raise CnnreconError(f'{path} does not match its sha256 in {SUMS}: the export was changed or damaged; '
+                          'export the model again')
+  manifest = json.loads((directory / MANIFEST).read_text())
+  for name, digest in manifest['payload'].items():
+    if sums.get(name) != digest:
+      raise CnnreconError(f'{directory / MANIFEST} and {SUMS} disagree on the sha256 of {name}: '
+                          'export the model again')
+  return manifest
+
+
+def check_image_sides(spatial: dict, model: str, name: str, height: int, width: int) -> None:
+  """Raises a one-line error unless the architecture (`spatial` of a manifest) takes height x width images."""
+  multiple, low = spatial['multiple'], spatial['min_side']
+  if height % multiple or width % multiple or min(height, width) < low:
+    fits = [max(low, -(-side // multiple) * multiple) for side in (height, width)]
+    raise CnnreconError(f'{name} is {height}x{width} px, but this {model} needs sides that are multiples of '
+                        f'{multiple} and at least {low} px ({spatial["why"]}): pad or crop it, e.g. to '
+                        f'{fits[0]}x{fits[1]}')
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedModel:
+  """A deserialized StableHLO export: call it with numpy or jax arrays as the manifest's `inputs` say."""
+
+  manifest: dict
+  exported: Any  # jax.export.Exported
+
+  @property
+  def task(self) -> str:
+    """The task the model was trained for (denoise, inpaint, fast_style, adain, ...)."""
+    return self.manifest['task']['name']
+
+  def check_inputs(self, arrays: tuple) -> None:
+    """One-line errors for a wrong number of inputs, channels or image sides."""
+    inputs = self.manifest['inputs']
+    if len(arrays) != len(inputs):
+      raise CnnreconError(f'this exported {self.task} model takes {len(inputs)} inputs '
+                          f'({", ".join(item["name"] for item in inputs)}), not {len(arrays)}')
+    for item, array in zip(inputs, arrays):
+      shape = np.shape(array)
+      if item['kind'] == 'image':
+        if len(shape) != 4 or shape[-1] != item['size']:
+          raise CnnreconError(f'{item["name"]} has shape {shape}; it must be NHWC with {item["size"]} channels')
+        check_image_sides(self.manifest['spatial'], self.manifest['model']['name'], item['name'], shape[1], shape[2])
+
+  @functools.cached_property
+  def _call(self):
+    # Compiled like cnnrecon's own inference (`compiler.jit`): CPU convolutions on Eigen, which is
+    # faster there and gives the in-memory model's numbers.
+    return compiler.jit(self.exported.call)
+
+  def __call__(self, *arrays) -> np.ndarray:
+    """Runs the model on NHWC float32 arrays (numpy or jax) after checking their shapes."""
+    self.check_inputs(arrays)
+    return np.asarray(self._call(*(np.asarray(array, np.float32) for array in arrays)))
+
+
+def load(directory: str | pathlib.Path):
+  """Loads an export written by `cnnrecon export` after checking its sha256 sums.
+
+  Returns:
+    For `--format stablehlo`, an `ExportedModel` (needs only jax); for
+    `--format params`, the model as `cnnrecon.load_model` returns it.
+
+  Raises:
+    CnnreconError: not an export, a tampered or damaged file, or a format
+      this function does not load (a SavedModel: load it with TensorFlow).
+  """
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():
+    raise CnnreconError(f'export directory {directory} does not exist: make it with '
+                        '`cnnrecon export --workdir RUN --out DIR`')
+  manifest = verify(directory)
+  if manifest['format'] == 'params':
+    from cnnrecon.export.params import load_model  # pylint: disable=import-outside-toplevel  # needs flax
+    return load_model(directory)
+  if manifest['format'] != 'stablehlo':
+    raise CnnreconError(f'{directory} holds a {manifest["format"]} export; load it with TensorFlow '
+                        '(tf.saved_model.load), or export --format stablehlo for jax')
+  payload = (directory / STABLEHLO_FILE).read_bytes()
+  return ExportedModel(manifest=manifest, exported=jax.export.deserialize(bytearray(payload)))
