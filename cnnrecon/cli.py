@@ -269,7 +269,9 @@ def _export(args, extra):
   _no_extra(extra)
   out = writer.export_workdir(args.workdir, args.out, fmt=args.format, step=args.step,
                               image_size=writer.parse_image_size(args.image_size), overwrite=args.overwrite)
-  print(f'exported {args.workdir} as {args.format}: {out} (load it with cnnrecon.export.load)')
+  how = {'stablehlo': 'cnnrecon.export.load(DIR)', 'params': 'cnnrecon.load_model(DIR)',
+         'savedmodel': 'tf.saved_model.load(DIR/savedmodel)'}.get(args.format)
+  print(f'exported {args.workdir} as {args.format}: {out} (load it with {how})')
 
 
 def _no_extra(extra):

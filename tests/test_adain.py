@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from skimage import data
 
-from cnnrecon import losses
+from cnnrecon import cli, losses
 from cnnrecon.evaluation import train_and_evaluate
+from cnnrecon.export import load
+from cnnrecon.export.writer import export_workdir
 from cnnrecon.models.adain import AdaINDecoder
 from cnnrecon.style.adain import load_adain_net
 from cnnrecon.train import checkpoint, loop
@@ -150,3 +152,19 @@ def test_comparison_with_gatys_scores_both_on_gram_and_mean_std_losses(trained, 
   assert own['style'] == pytest.approx(figures['adain']['style_mean_std'], rel=1e-5)
   assert figures['gatys']['style_mean_std'] > 0 and figures['gatys']['seconds'] > figures['adain']['seconds']
   assert "on AdaIN's mean/std style loss" in describe_figures(figures, 1, 32, method='adain')
+
+
+def test_exported_net_equals_the_trained_one_and_runs_from_the_cli(trained, pictures, tmp_path, capsys):
+  net = load_adain_net(trained)
+  exported = load(export_workdir(trained, tmp_path / 'hlo'))
+  assert [item['name'] for item in exported.manifest['inputs']] == ['content', 'style', 'alpha']
+  rng = np.random.default_rng(0)
+  content, style = rng.random((32, 48, 3), np.float32), rng.random((40, 24, 3), np.float32)
+  got = exported(content[None], style[None], np.float32(0.6))[0]
+  np.testing.assert_allclose(got, net(content, [style], [1.0], 0.6), atol=1e-6)
+  argv = ['stylize', pictures / 'content.png', '--method', 'adain', '--exported', tmp_path / 'hlo', '--style',
+          pictures / 'unseen_style.png', '--out', tmp_path / 'out']
+  assert cli.main([str(arg) for arg in argv]) == 0
+  assert (tmp_path / 'out' / 'content.png').is_file()
+  fails_with_one_line(capsys, argv[:-1] + [tmp_path / 'out2', '--style', pictures / 'content.png'],
+                      'an exported AdaIN net takes one --style image, not 2')

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from conftest import FOUR_DEVICES, REPO, fails_with_one_line, read_metrics, run_python, smoke_config
+import cnnrecon
+from cnnrecon import cli
+from cnnrecon.data.images import PAINTINGS
 from cnnrecon.evaluation import train_and_evaluate
+from cnnrecon.export import load
+from cnnrecon.export.writer import export_workdir
 from cnnrecon.models.transform_net import ConditionalInstanceNorm, TransformNet
+from cnnrecon.style.fast import load_fast_net
 from cnnrecon.train import checkpoint, loop
 
 
@@ -188,3 +194,20 @@ def test_eval_of_a_fast_style_workdir_scores_every_image_in_every_style(trained,
                       '--overwrite')
   assert (out / 'results.csv').read_bytes() == before
   fails_with_one_line(capsys, ['eval', '--workdir', trained, '--sigma', '25'], 'takes no noise')
+
+
+def test_exported_net_stylizes_like_the_trained_one_at_another_size(trained, tmp_path):
+  net = load_fast_net(trained)
+  exported = load(export_workdir(trained, tmp_path / 'hlo'))
+  assert exported.manifest['inputs'][1]['shape'] == '(b, 2)'  # one weight per trained style
+  params = cnnrecon.load_model(export_workdir(trained, tmp_path / 'params', fmt='params'))
+  content = np.random.default_rng(3).random((36, 44, 3), np.float32)  # training crops are 32 x 32
+  mix = [0.25, 0.75]
+  expected = net(content, mix)
+  np.testing.assert_allclose(exported(content[None], np.asarray([mix], np.float32))[0], expected, atol=1e-6)
+  np.testing.assert_allclose(params(content, mix), expected, atol=1e-6)
+  # The CLI takes the export in place of the workdir.
+  out = tmp_path / 'out'
+  assert cli.main(['stylize', str(PAINTINGS / 'shipwreck.jpg'), '--method', 'fast', '--exported',
+                   str(tmp_path / 'hlo'), '--style', 'the_scream', '--size', '48', '--out', str(out)]) == 0
+  assert json.loads((out / 'shipwreck_losses.json').read_text())['style_mix'] == [0.0, 1.0]

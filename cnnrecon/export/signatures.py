@@ -71,12 +71,20 @@ class Signature:
     """The trained run's config."""
     return self.model.config
 
+  def dimension_names(self) -> list[str]:
+    """The symbolic dimensions: the batch `b`, then `h`, `w` (`style_h`, `style_w`, ...) per image input."""
+    prefixes = [item.prefix for item in self.inputs if item.kind == 'image']
+    return ['b'] + [f'{prefix}{side}' for prefix in prefixes for side in 'hw']
+
+  def constraints(self) -> list[str]:
+    """Lower bounds on the side variables, so that sides `multiple * h` are at least `min_side`."""
+    low = -(-self.min_side // self.multiple)
+    return [f'{name} >= {low}' for name in self.dimension_names()[1:]]
+
   def symbolic_specs(self, image_size: tuple[int, int] | None = None) -> list[jax.ShapeDtypeStruct]:
     """Argument specs for `jax.export`: a symbolic batch `b`, symbolic sides `multiple*h` (or `image_size`)."""
-    prefixes = [item.prefix for item in self.inputs if item.kind == 'image']
-    names = ['b'] + [f'{prefix}{side}' for prefix in prefixes for side in 'hw']
-    low = -(-self.min_side // self.multiple)
-    dims = jax.export.symbolic_shape(', '.join(names), constraints=[f'{name} >= {low}' for name in names[1:]])
+    names = self.dimension_names()
+    dims = jax.export.symbolic_shape(', '.join(names), constraints=self.constraints())
     by_name = dict(zip(names, dims))
     specs = []
     for item in self.inputs:

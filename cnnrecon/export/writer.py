@@ -108,6 +108,7 @@ def _write_savedmodel(signature: Signature, directory: pathlib.Path, specs, plat
   shapes = [tuple(dim if isinstance(dim, int) else None for dim in spec.shape) for spec in specs]
   polymorphic = [str(spec.shape).replace("'", '') for spec in specs]
   converted = jax2tf.convert(signature.function, polymorphic_shapes=polymorphic, with_gradient=False,
+                             polymorphic_constraints=signature.constraints(),
                              native_serialization_platforms=platforms)
   module = tf.Module()
   module.serve = tf.function(converted, autograph=False,
