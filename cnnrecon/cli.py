@@ -1,6 +1,7 @@
 """The `cnnrecon` command: parses flags and calls library functions.
 
   cnnrecon train   --config FILE.py[:ARG] --workdir DIR [--stop-at N] [--from-step N] [--config.a.b=VALUE ...]
+  cnnrecon report  --workdir DIR   (rewrite a finished run's report.md, tables, grid and plots)
   cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N | --seeds 0,1,2] [--out DIR] [--overwrite]
   cnnrecon denoise IMAGE... --workdir DIR | --exported DIR --out DIR [--overwrite]   (alias: restore)
   cnnrecon export  --workdir DIR --out DIR [--format stablehlo|params|savedmodel] [--step best|latest|N]
@@ -65,6 +66,10 @@ def _build_parser() -> argparse.ArgumentParser:
   eval_parser.add_argument('--out', default=None, help='output folder (default: a new WORKDIR/eval-N)')
   eval_parser.add_argument('--overwrite', action='store_true', help='replace tables already in --out')
   eval_parser.add_argument('--no-baselines', action='store_true', help='skip scikit-image\'s classical denoisers')
+
+  report = commands.add_parser('report', help='rewrite a finished run\'s report.md, tables, grid and plots from '
+                               'its last checkpoint and metrics')
+  report.add_argument('--workdir', required=True)
 
   weights = commands.add_parser('weights', help='published weights')
   weights_commands = weights.add_subparsers(dest='weights_command', required=True, parser_class=_Parser)
@@ -195,6 +200,12 @@ def _eval(args, extra):
   _no_extra(extra)
   evaluate_workdir(args.workdir, data=args.data, sigma=args.sigma, seeds=_parse_seeds(args),
                    out=args.out, with_baselines=not args.no_baselines, overwrite=args.overwrite)
+
+
+def _report(args, extra):
+  from cnnrecon.evaluation import regenerate_report
+  _no_extra(extra)
+  print(f'report: {regenerate_report(args.workdir)}')
 
 
 def _parse_seeds(args) -> list[int]:
@@ -334,7 +345,7 @@ def _main(argv: list[str] | None) -> int:
   try:
     args, extra = _build_parser().parse_known_args(argv)
     _quiet_libraries()
-    handlers = {'train': _train, 'eval': _eval, 'denoise': _denoise, 'restore': _denoise, 'weights': _weights,
+    handlers = {'train': _train, 'eval': _eval, 'report': _report, 'denoise': _denoise, 'restore': _denoise, 'weights': _weights,
                 'stylize': _stylize, 'export': _export, 'sweep': _sweep, 'sweep-report': _sweep_report}
     return handlers[args.command](args, extra) or 0
   except CheckpointUnreadable as error:

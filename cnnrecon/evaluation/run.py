@@ -1,6 +1,7 @@
 """`train_and_evaluate`: train (or resume), then score the final model and write report.md."""
 
 import pathlib
+import types
 from typing import Any, Sequence
 
 import jax
@@ -11,13 +12,16 @@ from cnnrecon import config as config_lib
 from cnnrecon.data.grids import image_grid
 from cnnrecon.data.pipeline import center_crop
 from cnnrecon.data.sources import load_source
+from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import report, tables
 from cnnrecon.evaluation.restore import TrainedModel
 from cnnrecon.evaluation.scoring import score_images, summarize
 from cnnrecon.evaluation.style_report import write_adain_report, write_fast_style_report
 from cnnrecon.evaluation.workdir import protocol, source_images, task_of
 from cnnrecon.safety import check_workdir_usable
-from cnnrecon.train import loop
+from cnnrecon.io import read_jsonl
+from cnnrecon.train import checkpoint, loop
+from cnnrecon.train.metric_writer import wall_time_logged
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
@@ -58,6 +62,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                            images_per_second=summary.get('train/images_per_s'))
       summary['report'] = str(report_path)
   return summary
+
+
+def regenerate_report(workdir: str | pathlib.Path) -> pathlib.Path:
+  """Rewrites a finished run's report.md, tables, grid and plots from its last checkpoint and metrics.jsonl.
+
+  The same function `train_and_evaluate` reports with, on the final model
+  (the latest checkpoint), so a report lost or made by an older cnnrecon comes
+  back as training would have written it. The training wall time and
+  throughput are the ones logged in metrics.jsonl.
+
+  Raises:
+    CnnreconError: no checkpoint, or a run that has not finished training.
+  """
+  workdir = pathlib.Path(workdir)
+  step, saved, variables = checkpoint.load_variables(workdir, step='latest')
+  config = config_lib.upgrade_config(config_lib.config_from_dict(saved))
+  if step < config.train.steps:
+    raise CnnreconError(f'{workdir} stopped at step {step} of {config.train.steps}: finish it with '
+                        f'`cnnrecon train --config ... --workdir {workdir}` (it resumes), which writes the report')
+  metrics_path = workdir / 'metrics.jsonl'
+  throughput = [record['train/images_per_s'] for record in read_jsonl(metrics_path)
+                if 'train/images_per_s' in record] if metrics_path.is_file() else []
+  host_state = types.SimpleNamespace(step=step, **variables)
+  with loop.workdir_lock(workdir):  # not while a training run writes here
+    return write_final_report(config, workdir, host_state,
+                              load_source(config.data.eval, data_dir=config.data.data_dir or None),
+                              wall_time_s=wall_time_logged(metrics_path) if metrics_path.is_file() else 0.0,
+                              images_per_second=throughput[-1] if throughput else None)
 
 
 def write_final_report(config: ml_collections.ConfigDict, workdir: pathlib.Path, host_state: Any,
