@@ -1,6 +1,7 @@
 """The `cnnrecon` command: parses flags and calls library functions.
 
   cnnrecon train   --config FILE.py[:ARG] --workdir DIR [--stop-at N] [--from-step N] [--config.a.b=VALUE ...]
+  cnnrecon reproduce RUN --workdir NEW   (train RUN's config again; exit 1 unless bit for bit equal)
   cnnrecon report  --workdir DIR   (rewrite a finished run's report.md, tables, grid and plots)
   cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N | --seeds 0,1,2] [--out DIR] [--overwrite]
   cnnrecon denoise IMAGE... --workdir DIR | --exported DIR --out DIR [--overwrite]   (alias: restore)
@@ -70,6 +71,12 @@ def _build_parser() -> argparse.ArgumentParser:
   report = commands.add_parser('report', help='rewrite a finished run\'s report.md, tables, grid and plots from '
                                'its last checkpoint and metrics')
   report.add_argument('--workdir', required=True)
+
+  reproduce = commands.add_parser('reproduce', help='train a finished run again from its recorded config and '
+                                  'compare metrics and parameters (exit 1 when they differ)')
+  reproduce.add_argument('run', help='the finished workdir to reproduce')
+  reproduce.add_argument('--workdir', required=True, help='a new directory for the second run')
+  reproduce.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
   weights = commands.add_parser('weights', help='published weights')
   weights_commands = weights.add_subparsers(dest='weights_command', required=True, parser_class=_Parser)
@@ -206,6 +213,14 @@ def _report(args, extra):
   from cnnrecon.evaluation import regenerate_report
   _no_extra(extra)
   print(f'report: {regenerate_report(args.workdir)}')
+
+
+def _reproduce(args, extra):
+  from cnnrecon.evaluation.reproduce import describe, reproduce_run
+  _no_extra(extra)
+  result = reproduce_run(args.run, args.workdir, progress=not args.no_progress)
+  print(describe(result))
+  return 0 if result['identical'] else 1
 
 
 def _parse_seeds(args) -> list[int]:
@@ -345,7 +360,7 @@ def _main(argv: list[str] | None) -> int:
   try:
     args, extra = _build_parser().parse_known_args(argv)
     _quiet_libraries()
-    handlers = {'train': _train, 'eval': _eval, 'report': _report, 'denoise': _denoise, 'restore': _denoise, 'weights': _weights,
+    handlers = {'train': _train, 'eval': _eval, 'report': _report, 'reproduce': _reproduce, 'denoise': _denoise, 'restore': _denoise, 'weights': _weights,
                 'stylize': _stylize, 'export': _export, 'sweep': _sweep, 'sweep-report': _sweep_report}
     return handlers[args.command](args, extra) or 0
   except CheckpointUnreadable as error:

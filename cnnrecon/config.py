@@ -268,13 +268,14 @@ def base_config() -> ml_collections.ConfigDict:
       'compile': {'cpu_conv': 'eigen'},
       # Options every model takes, then one sub-dict per model for its own options.
       # dncnn: space_to_depth runs the body on f x f sub-images, as FFDNet does; bn_epsilon is
-      # BatchNorm's epsilon (imported weights record their own).
+      # BatchNorm's epsilon (imported weights record their own); residual=False outputs the clean
+      # image instead of the noise, batch_norm=False drops BatchNorm (the paper's ablations).
       # transform_net (fast style transfer): depth = residual blocks, features = first conv's
       # width, styles = how many styles its conditional instance norms hold.
       # adain_decoder (AdaIN style transfer): features = last stage's width (64: the paper's
       # 256/128/64); depth is unused (a fixed nine convs).
       'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32',
-                'dncnn': {'space_to_depth': 1, 'bn_epsilon': 1e-5},
+                'dncnn': {'space_to_depth': 1, 'bn_epsilon': 1e-5, 'residual': True, 'batch_norm': True},
                 'transform_net': {'styles': 1}},
       # What the model learns to undo (cnnrecon/tasks/): `name`, then one sub-dict of options per
       # task. Noise levels `sigma` are on the 0-255 scale; `peak` is photons at white.
@@ -329,7 +330,7 @@ def base_config() -> ml_collections.ConfigDict:
       },
       'train': {
           'steps': 2000,
-          'loss': 'mse',  # mse | l1
+          'loss': 'mse',  # mse | l1 | ssim (1 - SSIM, dm-pix's 11x11 Gaussian window)
           'log_every': 50,
           'eval_every': 500,
           'keep_checkpoints': 3,  # the last k, plus the best by validation PSNR

@@ -1,6 +1,6 @@
 """Losses: pure functions returning a scalar.
 
-Pixel losses (`mse`, `l1`) are registered by name for `config.train.loss`;
+Pixel losses (`mse`, `l1`, `ssim`) are registered by name for `config.train.loss`;
 style losses (Gram matrix, content, AdaIN mean/std, total variation) take
 loss-network activations and are used by `cnnrecon.style`.
 """
@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from cnnrecon.metrics import ssim
 from cnnrecon.registry import Registry
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
@@ -45,9 +46,23 @@ def l1(predictions: jax.Array, targets: jax.Array) -> jax.Array:
   return jnp.mean(jnp.abs(predictions - targets))
 
 
+def ssim_loss(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+  """1 - SSIM (`metrics.ssim`: dm-pix, 11x11 Gaussian window, data range 1), averaged over the batch.
+
+  Args:
+    predictions: model outputs [B, H, W, C], sides of at least 11 pixels.
+    targets: clean images, same shape.
+
+  Returns:
+    Scalar 1 - mean SSIM (0 for identical images).
+  """
+  return 1.0 - jnp.mean(ssim(predictions, targets))
+
+
 LOSSES: Registry = Registry('train.loss')
 LOSSES.register('mse')(mse)
 LOSSES.register('l1')(l1)
+LOSSES.register('ssim')(ssim_loss)
 
 
 def get_loss(name: str) -> Loss:

@@ -28,6 +28,9 @@ def psnr(a: jax.Array, b: jax.Array, *, data_range: float = 1.0) -> jax.Array:
   return dm_pix.psnr(a / data_range, b / data_range)
 
 
+SSIM_WINDOW = 11  # the Gaussian window's side (Wang et al. 2004)
+
+
 def ssim(a: jax.Array, b: jax.Array, *, data_range: float = 1.0) -> jax.Array:
   """Structural similarity with an 11x11 Gaussian window (sigma 1.5), per image.
 
@@ -44,7 +47,7 @@ def ssim(a: jax.Array, b: jax.Array, *, data_range: float = 1.0) -> jax.Array:
   Returns:
     SSIM, shape [B] (a scalar for a single image).
   """
-  return dm_pix.ssim(a, b, max_val=data_range, filter_size=11,
+  return dm_pix.ssim(a, b, max_val=data_range, filter_size=SSIM_WINDOW,
                      filter_sigma=1.5)
 
 

@@ -13,15 +13,13 @@ from cnnrecon import safety
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import tables
 from cnnrecon.evaluation.restore import TrainedModel, load_trained
+from cnnrecon.evaluation.scoring import mean_over_seeds, score_images, summarize, summarize_seeds
 from cnnrecon.export import ExportedModel, load
 from cnnrecon.export.loader import check_image_sides
-from cnnrecon.evaluation.scoring import mean_over_seeds, score_images, summarize, summarize_seeds
 from cnnrecon.losses import get_loss
+from cnnrecon.metrics import SSIM_WINDOW
 from cnnrecon.tasks import ReconstructionTask, build_task
 from cnnrecon.train.checks import PERCEPTUAL_LOSSES, make_task
-
-SSIM_WINDOW = 11
-
 
 def protocol(task: ReconstructionTask) -> str:
   """The evaluation protocol in one paragraph, for every table."""

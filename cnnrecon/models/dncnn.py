@@ -42,6 +42,9 @@ class DnCNN(nn.Module):
     features: width of the hidden convs.
     bn_epsilon: BatchNorm epsilon; a field so imported weights can use the
       epsilon they were trained with.
+    residual: True predicts the noise and subtracts it (the paper's residual
+      learning); False outputs the clean image directly (the paper's ablation).
+    batch_norm: False drops the BatchNorm layers; the body convs then get biases.
     dtype: compute dtype; params stay float32 and the output is float32.
     bn_axis_name: mesh axis over which BatchNorm statistics are averaged in
       data-parallel training, or None.
@@ -52,6 +55,8 @@ class DnCNN(nn.Module):
   features: int = 64
   bn_epsilon: float = 1e-5
   space_to_depth: int = 1
+  residual: bool = True
+  batch_norm: bool = True
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
 
@@ -78,16 +83,19 @@ class DnCNN(nn.Module):
     y = dm_pix.space_to_depth(x, self.space_to_depth) if self.space_to_depth > 1 else x
     y = nn.relu(_conv3x3(self.features, use_bias=True, dtype=self.dtype)(y))
     for _ in range(self.depth - 2):
-      y = _conv3x3(self.features, use_bias=False, dtype=self.dtype)(y)
-      y = nn.BatchNorm(
-          use_running_average=not train, momentum=0.9,
-          epsilon=self.bn_epsilon, dtype=self.dtype,
-          axis_name=self.bn_axis_name)(y)
+      y = _conv3x3(self.features, use_bias=not self.batch_norm, dtype=self.dtype)(y)
+      if self.batch_norm:
+        y = nn.BatchNorm(
+            use_running_average=not train, momentum=0.9,
+            epsilon=self.bn_epsilon, dtype=self.dtype,
+            axis_name=self.bn_axis_name)(y)
       y = nn.relu(y)
-    noise = _conv3x3(channels * self.space_to_depth**2, use_bias=True, dtype=self.dtype,
-                     kernel_init=nn.initializers.zeros)(y)
+    output = _conv3x3(channels * self.space_to_depth**2, use_bias=True, dtype=self.dtype,
+                      kernel_init=nn.initializers.zeros)(y)
     if self.space_to_depth > 1:
-      noise = dm_pix.depth_to_space(noise, self.space_to_depth)
+      output = dm_pix.depth_to_space(output, self.space_to_depth)
+    if not self.residual:
+      return common.crop_to(common.to_output(output), height, width)
     # Subtract in float32 so a low-precision compute dtype does not quantize
     # the clean image itself, only the noise estimate.
-    return common.crop_to(x.astype(jnp.float32) - common.to_output(noise), height, width)
+    return common.crop_to(x.astype(jnp.float32) - common.to_output(output), height, width)

@@ -144,15 +144,20 @@ def plot_curves(root: pathlib.Path, rows: list[dict], path: pathlib.Path) -> pat
     points = [(r['step'], r[key]) for r in records if key in r]
     if points:
       axis.plot(*zip(*points), marker='.', label=row['run'])
+      label = 'validation PSNR (dB)' if key == 'eval/psnr' else 'validation loss'
   if axis.has_data():
     axis.legend(fontsize=7)
-  axis.set(xlabel='step', ylabel='validation PSNR (dB)', title='Validation curves')
+    axis.set(ylabel=label)
+  axis.set(xlabel='step', title='Validation curves')
   axis.grid(True, alpha=0.3)
   return save_figure(fig, path)
 
 
 def sweep_report(root: str | pathlib.Path) -> dict[str, pathlib.Path]:
-  """Writes `<root>/results.csv`, `results.md`, `curves.png` and `<metric>_vs_<key>.png` per swept key."""
+  """Writes `<root>/results.csv`, `results.md`, `curves.png` and `<metric>_vs_<key>.png` per swept key.
+
+  The metric is the final report's PSNR, or for style runs (no PSNR) the final validation loss.
+  """
   root = pathlib.Path(root)
   rows, runs = collect_rows(root)
   keys = list(dict.fromkeys(key for run in runs for key in run))
@@ -160,7 +165,9 @@ def sweep_report(root: str | pathlib.Path) -> dict[str, pathlib.Path]:
            'md': write_file_atomic(root / 'results.md', _markdown(rows, keys, root)),
            'curves': plot_curves(root, rows, root / 'curves.png')}
   finished = [row['overrides'] for row in rows if row['status'] == 'finished']
+  # Style runs have no PSNR: their plots show the final validation loss.
+  metric = 'psnr' if any(not math.isnan(row['psnr']) for row in rows) else 'final_val_loss'
   for key in keys:
     if key != 'seed' and len({json.dumps(run[key]) for run in finished if key in run}) > 1:
-      paths[key] = plot_metric_vs_values(rows, key, root / f"psnr_vs_{key.replace('.', '_')}.png")
+      paths[key] = plot_metric_vs_values(rows, key, root / f"{metric}_vs_{key.replace('.', '_')}.png", metric)
   return paths

@@ -15,6 +15,7 @@ in `<root>/<run name>/`:
   with its one-line error, and the sweep goes on.
 """
 
+import inspect
 import itertools
 import json
 import pathlib
@@ -59,7 +60,10 @@ def cross(*sweeps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _value_text(value: Any) -> str:
-  return re.sub(r'[^A-Za-z0-9.+-]', '', str(value)) or 'none'  # file-name safe: no '/', spaces, quotes
+  """A value as file-name-safe text (no '/', spaces, quotes); a tuple or list joins its items with '+'."""
+  if isinstance(value, (tuple, list)):
+    return '+'.join(_value_text(item) for item in value) or 'none'
+  return re.sub(r'[^A-Za-z0-9._+-]', '', str(value)) or 'none'
 
 
 def run_name(overrides: dict[str, Any]) -> str:
@@ -74,12 +78,17 @@ def _override_text(value: Any) -> str:
 
 
 def load_sweep(spec: str) -> list[dict[str, Any]]:
-  """The override dicts of an ablation file's `get_sweep()` (`spec`: `file.py[:ARG]`; ARG picks the base)."""
-  path = spec.partition(':')[0]
+  """The override dicts of an ablation file's `get_sweep()` (`spec`: `file.py[:ARG]`; ARG picks the base).
+
+  A `get_sweep(arg)` that takes an argument gets ARG too (None without one), so
+  that e.g. the smoke variant can sweep fewer seeds.
+  """
+  path, _, arg = spec.partition(':')
   module = config_lib.import_experiment_file(path)
   if not hasattr(module, 'get_sweep'):
     raise CnnreconError(f'{path} has no get_sweep() function: add one returning a list of override dicts')
-  runs = module.get_sweep()
+  takes_arg = bool(inspect.signature(module.get_sweep).parameters)
+  runs = module.get_sweep(arg or None) if takes_arg else module.get_sweep()
   if not runs or not all(isinstance(run, dict) for run in runs):
     raise CnnreconError(f'{path}: get_sweep() must return a non-empty list of dicts like {{"model.depth": 5}}')
   names = [run_name(run) for run in runs]

@@ -14,6 +14,7 @@ from cnnrecon import compiler
 from cnnrecon import config as config_lib
 from cnnrecon.errors import CnnreconError
 from cnnrecon.losses import get_loss
+from cnnrecon.metrics import SSIM_WINDOW
 from cnnrecon.models.registry import build_model
 from cnnrecon.tasks import ReconstructionTask, build_task
 from cnnrecon.train import adain_loss, checkpoint, parallel, perceptual
@@ -98,6 +99,9 @@ def validate_config(config: ml_collections.ConfigDict, *, stop_at: int | None = 
     raise CnnreconError(f'--stop-at {stop_at} is outside the run (train.steps={config.train.steps}): '
                         f'pass a step from 1 to {config.train.steps}')
   check_task(config)
+  if config.train.loss == 'ssim' and config.data.patch_size < SSIM_WINDOW:
+    raise CnnreconError(f'train.loss=ssim needs patches of at least {SSIM_WINDOW}x{SSIM_WINDOW} (its window); '
+                        f'data.patch_size is {config.data.patch_size}: raise it or use --config.train.loss=mse')
   compiler.check_cpu_conv(config.compile.cpu_conv)
   make_optimizer(config.optim, config.train.steps)
   parallel.STRATEGIES.get(config.parallel)
