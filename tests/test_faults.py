@@ -281,6 +281,8 @@ def test_eval_on_images_smaller_than_the_ssim_window_is_one_line(trained, tmp_pa
     (['--config.seed=-1'], ('seed=-1',)),
     (['--config.train.steps=6', '--stop-at', '100'], ('--stop-at 100', 'train.steps=6')),
     (['--config.train.on_nonfinite=ignore'], ('train.on_nonfinite',)),
+    (['--config.train.loss=ssim', '--config.data.patch_size=8', '--config.model.name=dncnn'],
+     ('train.loss=ssim needs patches of at least 11x11',)),
 ])
 def test_impossible_values_fail_before_any_work(tmp_path, capsys, argv, fragments):
   fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'w', *argv], *fragments)

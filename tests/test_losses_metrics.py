@@ -35,9 +35,18 @@ def test_mse_and_l1_match_numpy():
                              rtol=1e-6)
 
 
+def test_ssim_loss_is_one_minus_skimage_ssim():
+  clean, noisy = _gray_batch()
+  expected = 1 - np.mean([skimage.metrics.structural_similarity(
+      c[..., 0], n[..., 0], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+      for c, n in zip(clean, noisy)])
+  np.testing.assert_allclose(losses.get_loss('ssim')(noisy, clean), expected, rtol=1e-4)
+  assert float(losses.ssim_loss(clean, clean)) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_get_loss():
   assert losses.get_loss('mse') is losses.mse
-  with pytest.raises(CnnreconError, match=r"unknown train.loss='huber'; known: mse, l1"):
+  with pytest.raises(CnnreconError, match=r"unknown train.loss='huber'; known: mse, l1, ssim"):
     losses.get_loss('huber')
 
 

@@ -88,6 +88,18 @@ def test_dncnn_param_names_follow_the_paper_layout():
   assert variables['params']['Conv_16']['kernel'].shape == (3, 3, 4, 1)
 
 
+def test_dncnn_ablation_options_drop_batchnorm_and_residual_learning():
+  no_norm = _build('dncnn', depth=4, features=4, dncnn={'batch_norm': False})
+  _, variables = _abstract_apply(no_norm, (1, 8, 8, 1))
+  assert set(variables['params']) == {'Conv_0', 'Conv_1', 'Conv_2', 'Conv_3'} and not variables.get('batch_stats')
+  assert 'bias' in variables['params']['Conv_1']  # body convs get the bias BatchNorm would have given them
+  # Without residual learning the net outputs its last conv: zero at init (the residual net is the identity).
+  direct = _build('dncnn', depth=3, features=4, dncnn={'residual': False})
+  x = jax.random.uniform(jax.random.key(2), (1, 9, 11, 1))
+  variables = jax.jit(functools.partial(direct.init, train=False))(jax.random.key(0), x)
+  np.testing.assert_array_equal(_apply(direct, variables, x, train=False), np.zeros_like(x))
+
+
 @pytest.mark.parametrize('name', ['dncnn', 'unet'])
 def test_batch_stats_update_only_in_train_mode(name):
   model, variables = _built(name)

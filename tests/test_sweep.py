@@ -62,6 +62,7 @@ def test_axes_helpers_and_run_names():
   assert run_name({'model.depth': 5, 'model.residual': True, 'seed': 0}) == 'depth=5,residual=True,seed=0'
   assert run_name({'model.depth': 5, 'unet.depth': 2}) == 'model.depth=5,unet.depth=2'  # ambiguous leaves
   assert run_name({'data.train': 'a/b c'}) == 'train=abc'
+  assert run_name({'task.fast_style.style_layers': ('relu1_2', 'relu2_2')}) == 'style_layers=relu1_2+relu2_2'
 
 
 @pytest.fixture(scope='module')
@@ -163,6 +164,7 @@ def test_shipped_ablations_load_with_every_variant(path):
   from cnnrecon.train.checks import validate_config
   runs = load_sweep(str(path))
   assert len(runs) >= 2
+  assert len(load_sweep(f'{path}:smoke')) <= len(runs)  # get_sweep(arg): smoke may sweep fewer seeds
   for variant in ('', ':smoke'):
     for overrides in runs:  # every run's config is valid: no failure discovered only mid-sweep
       validate_config(run_config(f'{path}{variant}', overrides))

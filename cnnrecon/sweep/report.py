@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation.report import save_figure
 from cnnrecon.io import read_jsonl, write_file_atomic
-from cnnrecon.sweep.run import SWEEP_FILE, read_status, run_name
+from cnnrecon.sweep.run import SWEEP_FILE, read_status, run_name, value_text
 
 METRICS = ('best_val_psnr', 'final_val_psnr', 'psnr', 'ssim', 'final_val_loss')
 CSV_COLUMNS = ('run', 'status', 'steps', 'params', 'flops_per_image', *METRICS)
@@ -122,12 +122,17 @@ def plot_metric_vs_values(rows: list[dict], key: str, path: pathlib.Path, metric
            and not math.isnan(row[metric])]
     means.append(np.mean(got) if got else math.nan)
     stds.append(np.std(got, ddof=1) if len(got) > 1 else 0.0)
-  fig = Figure(figsize=(5, 3.6), layout='constrained')
+  decoded = [json.loads(value) for value in values]
+  labels = [value_text(value) for value in decoded]
+  numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in decoded)
+  fig = Figure(figsize=(max(5, 1.3 * len(values)), 3.8), layout='constrained')
   FigureCanvasAgg(fig)
   axis = fig.subplots()
-  axis.errorbar(range(len(values)), means, yerr=stds, marker='o', capsize=4)
-  axis.set_xticks(range(len(values)), [json.loads(value) for value in values])
-  axis.set(xlabel=key, ylabel=f'{metric} (mean ± std over the other axes)', title=f'{metric} vs {key}')
+  # A line joins numeric values only: between categories (losses, layer sets) it would suggest an order.
+  axis.errorbar(range(len(values)), means, yerr=stds, marker='o', capsize=4, linestyle='-' if numeric else 'none')
+  axis.set_xticks(range(len(values)), labels, rotation=20 if max(map(len, labels)) > 10 else 0,
+                  ha='right' if max(map(len, labels)) > 10 else 'center', fontsize=8)
+  axis.set(xlabel=key, ylabel=f'{metric} (mean ± std)', title=f'{metric} vs {key.rsplit(".", 1)[-1]}')
   axis.grid(True, alpha=0.3)
   return save_figure(fig, path)
 

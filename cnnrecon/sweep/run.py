@@ -59,10 +59,10 @@ def cross(*sweeps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
   return [{key: value for run in runs for key, value in run.items()} for runs in itertools.product(*sweeps)]
 
 
-def _value_text(value: Any) -> str:
+def value_text(value: Any) -> str:
   """A value as file-name-safe text (no '/', spaces, quotes); a tuple or list joins its items with '+'."""
   if isinstance(value, (tuple, list)):
-    return '+'.join(_value_text(item) for item in value) or 'none'
+    return '+'.join(value_text(item) for item in value) or 'none'
   return re.sub(r'[^A-Za-z0-9._+-]', '', str(value)) or 'none'
 
 
@@ -70,7 +70,7 @@ def run_name(overrides: dict[str, Any]) -> str:
   """A stable, readable workdir name: `depth=5,residual=True,seed=0` (keys' last part unless that is ambiguous)."""
   leaves = [key.rsplit('.', 1)[-1] for key in overrides]
   names = [leaf if leaves.count(leaf) == 1 else key for key, leaf in zip(overrides, leaves)]
-  return ','.join(f'{name}={_value_text(value)}' for name, value in zip(names, overrides.values())) or 'base'
+  return ','.join(f'{name}={value_text(value)}' for name, value in zip(names, overrides.values())) or 'base'
 
 
 def _override_text(value: Any) -> str:
