@@ -12,7 +12,7 @@
   cnnrecon weights fetch vgg16|vgg19|vgg16-hed
   cnnrecon stylize CONTENT... --style S [--style S2 --style-weights 0.7,0.3] [--size 512] [--steps N] --out DIR
   cnnrecon stylize CONTENT... --method fast|adain --workdir DIR | --exported DIR [--style S ...] [--alpha A] --out DIR
-  cnnrecon sweep ABLATION.py[:ARG] --root DIR [--only KEY=VALUE] [--shard K/N]
+  cnnrecon sweep ABLATION.py[:ARG] --root DIR [--only KEY=VALUE] [--shard K/N] [--max-parallel N] [--retry-failed]
   cnnrecon sweep-report --root DIR
 
 User mistakes print one line `cnnrecon: error: ...` and exit with status 2; a
@@ -160,7 +160,11 @@ def _add_sweep_parsers(commands) -> None:
   sweep.add_argument('--root', required=True, help='one workdir per run goes under this folder')
   sweep.add_argument('--only', action='append', default=[], help='KEY=VALUE: only runs with this override')
   sweep.add_argument('--shard', default='0/1', help='K/N: this invocation runs every N-th run from K')
+  sweep.add_argument('--max-parallel', type=int, default=1, help='train up to N runs at once on this machine '
+                     '(N worker processes)')
+  sweep.add_argument('--retry-failed', action='store_true', help='run the runs recorded as failed again')
   sweep.add_argument('--no-progress', action='store_true', help='hide the progress bars')
+  sweep.add_argument('--no-report', action='store_true', help=argparse.SUPPRESS)  # a --max-parallel worker
   report = commands.add_parser('sweep-report', help='results.csv/md and plots of a sweep, at any time')
   report.add_argument('--root', required=True)
 
@@ -338,15 +342,26 @@ def console_main() -> None:
 
 def _sweep(args, extra):
   from cnnrecon.sweep import run_sweep, sweep_report
-  from cnnrecon.sweep.run import parse_shard
+  from cnnrecon.sweep.run import parse_shard, run_sweep_parallel
   _no_extra(extra)
-  counts = run_sweep(args.spec, args.root, only=args.only, shard=parse_shard(args.shard),
-                     progress=not args.no_progress)
-  remaining = counts['total'] - counts['finished'] - counts['failed']
-  print(f"{counts['finished']} finished, {counts['failed']} failed, {remaining} remaining "
-        f"({counts['busy']} busy in another invocation) of this shard's {counts['total']} runs")
-  paths = sweep_report(args.root)
-  print(f"results: {paths['md']}, {paths['csv']}")
+  shard = parse_shard(args.shard)
+  if args.max_parallel != 1:
+    counts = run_sweep_parallel(args.spec, args.root, workers=args.max_parallel, only=args.only, shard=shard,
+                                retry_failed=args.retry_failed)
+    print(f"{counts['finished']} finished, {counts['failed']} failed, {counts['remaining']} remaining of this "
+          f"shard's {counts['total']} runs ({args.max_parallel} workers)")
+    if counts['interrupted']:
+      print('interrupted: the workers stopped their runs with a checkpoint; rerun the same command to resume')
+      return EXIT_INTERRUPTED
+  else:
+    counts = run_sweep(args.spec, args.root, only=args.only, shard=shard, retry_failed=args.retry_failed,
+                       progress=not args.no_progress)
+    remaining = counts['total'] - counts['finished'] - counts['failed']
+    print(f"{counts['finished']} finished, {counts['failed']} failed, {remaining} remaining "
+          f"({counts['busy']} busy in another invocation) of this shard's {counts['total']} runs")
+  if not args.no_report:
+    paths = sweep_report(args.root)
+    print(f"results: {paths['md']}, {paths['csv']}")
 
 
 def _sweep_report(args, extra):
