@@ -342,7 +342,8 @@ def console_main() -> None:
 
 def _sweep(args, extra):
   from cnnrecon.sweep import run_sweep, sweep_report
-  from cnnrecon.sweep.run import parse_shard, run_sweep_parallel
+  from cnnrecon.sweep.parallel import run_sweep_parallel
+  from cnnrecon.sweep.run import parse_shard
   _no_extra(extra)
   shard = parse_shard(args.shard)
   if args.max_parallel != 1:
