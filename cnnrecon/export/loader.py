@@ -107,6 +107,9 @@ class ExportedModel:
         if len(shape) != 4 or shape[-1] != item['size']:
           raise CnnreconError(f'{item["name"]} has shape {shape}; it must be NHWC with {item["size"]} channels')
         check_image_sides(self.manifest['spatial'], self.manifest['model']['name'], item['name'], shape[1], shape[2])
+      elif item['kind'] == 'mix' and (len(shape) != 2 or shape[-1] != item['size']):
+        raise CnnreconError(f'{item["name"]} has shape {shape}; it must be (batch, {item["size"]}): one weight per '
+                            f'trained style ({", ".join(self.manifest["task"].get("styles", []))}), summing to 1')
 
   @functools.cached_property
   def _call(self):

@@ -14,6 +14,7 @@ import pathlib
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -113,9 +114,15 @@ def _markdown(rows: list[dict], keys: list[str], root: pathlib.Path) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def _is_number(value: Any) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def plot_metric_vs_values(rows: list[dict], key: str, path: pathlib.Path, metric: str = 'psnr') -> pathlib.Path:
   """Mean ± std of `metric` over the finished runs at each value of swept `key` (error bars)."""
-  values = sorted({json.dumps(row['overrides'][key]) for row in rows if key in row['overrides']})
+  present = {json.dumps(row['overrides'][key]) for row in rows if key in row['overrides']}
+  # Numbers in numeric order (5, 10, 17; not "10" < "17" < "5"), other values as text.
+  values = sorted(present, key=lambda text: (0, json.loads(text), '') if _is_number(json.loads(text)) else (1, 0, text))
   means, stds = [], []
   for value in values:
     got = [row[metric] for row in rows if row['status'] == 'finished' and json.dumps(row['overrides'].get(key)) == value
@@ -124,7 +131,7 @@ def plot_metric_vs_values(rows: list[dict], key: str, path: pathlib.Path, metric
     stds.append(np.std(got, ddof=1) if len(got) > 1 else 0.0)
   decoded = [json.loads(value) for value in values]
   labels = [value_text(value) for value in decoded]
-  numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in decoded)
+  numeric = all(map(_is_number, decoded))
   fig = Figure(figsize=(max(5, 1.3 * len(values)), 3.8), layout='constrained')
   FigureCanvasAgg(fig)
   axis = fig.subplots()
@@ -142,6 +149,7 @@ def plot_curves(root: pathlib.Path, rows: list[dict], path: pathlib.Path) -> pat
   fig = Figure(figsize=(8, 4.5), layout='constrained')
   FigureCanvasAgg(fig)
   axis = fig.subplots()
+  axis.set_prop_cycle(color=[colormaps['tab20'](index % 20) for index in range(len(rows))])  # 10 colours repeat
   for row in rows:
     metrics_path = root / row['run'] / 'metrics.jsonl'
     records = read_jsonl(metrics_path) if metrics_path.is_file() else []
