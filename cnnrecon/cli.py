@@ -165,6 +165,7 @@ def _add_sweep_parsers(commands) -> None:
   sweep.add_argument('--retry-failed', action='store_true', help='run the runs recorded as failed again')
   sweep.add_argument('--no-progress', action='store_true', help='hide the progress bars')
   sweep.add_argument('--no-report', action='store_true', help=argparse.SUPPRESS)  # a --max-parallel worker
+  sweep.add_argument('--started', type=float, default=None, help=argparse.SUPPRESS)  # the workers' parent's start
   report = commands.add_parser('sweep-report', help='results.csv/md and plots of a sweep, at any time')
   report.add_argument('--root', required=True)
 
@@ -356,7 +357,7 @@ def _sweep(args, extra):
       return EXIT_INTERRUPTED
   else:
     counts = run_sweep(args.spec, args.root, only=args.only, shard=shard, retry_failed=args.retry_failed,
-                       progress=not args.no_progress)
+                       started=args.started, progress=not args.no_progress)
     remaining = counts['total'] - counts['finished'] - counts['failed']
     print(f"{counts['finished']} finished, {counts['failed']} failed, {remaining} remaining "
           f"({counts['busy']} busy in another invocation) of this shard's {counts['total']} runs")

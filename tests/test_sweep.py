@@ -132,31 +132,15 @@ def test_two_concurrent_shards_cover_every_run_exactly_once(tmp_path):
   assert all(_sessions(tmp_path / 'root' / row['run']) == 1 for row in rows if row['status'] == 'finished')
 
 
-def test_max_parallel_workers_train_each_run_once_with_the_sequential_results(finished):
+def test_max_parallel_workers_share_the_sweep_and_retry_a_failed_run_once(finished):
   folder, ablation, _ = finished
-  out = _sweep(ablation, '--root', folder / 'parallel', '--only', 'seed=0', '--max-parallel', '2')
-  assert '[worker 0]' in out and '[worker 1]' in out and '2 finished, 0 failed, 0 remaining' in out
-  rows = [row for row in _results(folder / 'parallel') if row['status'] == 'finished']
-  assert len(rows) == 2 and all(_sessions(folder / 'parallel' / row['run']) == 1 for row in rows)
-  sequential = {row['run']: row for row in _results(folder / 'root')}
-  assert all(row == sequential[row['run']] for row in rows)
-
-
-def test_retry_failed_runs_a_failed_run_again(finished, monkeypatch):
-  import cnnrecon.sweep.run as sweep_run
-  folder, ablation, _ = finished
-  tried = []
-
-  def fails_again(spec, overrides, workdir, progress):
-    tried.append(workdir.name)
-    sweep_run._record(workdir, overrides, 'failed', error='failed again')  # pylint: disable=protected-access
-    return 'failed'
-
-  monkeypatch.setattr(sweep_run, '_run_one', fails_again)
-  run_sweep(str(ablation), folder / 'root', echo=lambda line: None)
-  assert tried == []  # finished and failed runs are skipped
-  run_sweep(str(ablation), folder / 'root', retry_failed=True, echo=lambda line: None)
-  assert tried == ['depth=9']
+  before = _results(folder / 'root')
+  out = _sweep(ablation, '--root', folder / 'root', '--max-parallel', '2', '--retry-failed')
+  assert '[worker 0]' in out and '[worker 1]' in out
+  assert '4 finished, 1 failed, 0 remaining of this shard\'s 5 runs (2 workers)' in out
+  status = json.loads((folder / 'root' / 'depth=9' / 'sweep_status.json').read_text())
+  assert status['attempts'] == 2  # retried by one worker only, not once per worker
+  assert _results(folder / 'root') == before  # the finished runs were left as they were
 
 
 def test_a_run_claimed_by_another_process_is_left_to_it(tmp_path):

@@ -105,16 +105,28 @@ def reproduce_run(original: str | pathlib.Path, workdir: str | pathlib.Path, *, 
     raise CnnreconError(f'{original} stopped at step {step} of {config.train.steps}: finish it first (rerun '
                         'its `cnnrecon train` command, which resumes), then reproduce it')
   train_and_evaluate(config, workdir, progress=progress)
+  result = compare_runs(original, workdir)
+  write_file_atomic(workdir / RESULT_FILE, json.dumps(result, indent=1, default=str) + '\n')
+  return result
+
+
+def compare_runs(original: str | pathlib.Path, again: str | pathlib.Path) -> dict:
+  """Compares two finished runs of one config: logged metrics, final scores, latest parameters.
+
+  Returns:
+    `{'identical', 'metric_differences', 'params_max_abs_diff', 'environment_changes'}`; the
+    environment changes are between `original`'s first recorded session and this process.
+  """
+  original, again = pathlib.Path(original), pathlib.Path(again)
   sessions = provenance.read_run_record(original)['sessions']
   result = {
-      'original': str(original), 'again': str(workdir),
+      'original': str(original), 'again': str(again),
       'metric_differences': _differences({**_logged_metrics(original), **_final_scores(original)},
-                                         {**_logged_metrics(workdir), **_final_scores(workdir)}),
-      'params_max_abs_diff': _params_differences(original, workdir),
+                                         {**_logged_metrics(again), **_final_scores(again)}),
+      'params_max_abs_diff': _params_differences(original, again),
       'environment_changes': _environment_changes(sessions[0], provenance.environment()) if sessions else None,
   }
   result['identical'] = not result['metric_differences'] and not result['params_max_abs_diff']
-  write_file_atomic(workdir / RESULT_FILE, json.dumps(result, indent=1, default=str) + '\n')
   return result
 
 

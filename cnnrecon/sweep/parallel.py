@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Iterable
 
 from cnnrecon.errors import CnnreconError
@@ -31,7 +32,7 @@ def run_sweep_parallel(spec: str, root: str | pathlib.Path, *, workers: int, onl
   runs = select(load_sweep(spec), only=only, shard=shard)
   command = [sys.executable, '-m', 'cnnrecon.cli', 'sweep', spec, '--root', str(root), '--shard',
              f'{shard[0]}/{shard[1]}', '--no-progress', '--no-report', *(f'--only={item}' for item in only),
-             *(['--retry-failed'] if retry_failed else [])]
+             *(['--retry-failed', f'--started={time.time()!r}'] if retry_failed else [])]
   env = {**os.environ, 'XLA_PYTHON_CLIENT_PREALLOCATE': 'false'}
   processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for _ in range(workers)]

@@ -20,6 +20,7 @@ import itertools
 import json
 import pathlib
 import re
+import time
 from typing import Any, Iterable, Sequence
 
 import jax
@@ -151,13 +152,13 @@ def model_cost(workdir: pathlib.Path) -> tuple[int, float | None]:
   return params, float(cost['flops']) if cost and 'flops' in cost else None
 
 
-def _run_one(spec: str, overrides: dict, workdir: pathlib.Path, *, progress: bool) -> str:
+def _run_one(spec: str, overrides: dict, workdir: pathlib.Path, *, progress: bool, attempt: int = 1) -> str:
   """Trains one run to its end (resuming if it has a checkpoint); returns its outcome."""
   try:
     config = run_config(spec, overrides)
     summary = train_and_evaluate(config, workdir, progress=progress)
   except CnnreconError as error:
-    _record(workdir, overrides, 'failed', error=str(error).splitlines()[0])
+    _record(workdir, overrides, 'failed', error=str(error).splitlines()[0], attempts=attempt)
     return 'failed'
   if 'report' not in summary:  # stopped by a signal: the next invocation resumes it
     return 'interrupted'
@@ -167,7 +168,8 @@ def _run_one(spec: str, overrides: dict, workdir: pathlib.Path, *, progress: boo
 
 
 def run_sweep(spec: str, root: str | pathlib.Path, *, only: Iterable[str] = (), shard: tuple[int, int] = (0, 1),
-              retry_failed: bool = False, progress: bool = False, echo=print) -> dict[str, int]:
+              retry_failed: bool = False, started: float | None = None, progress: bool = False,
+              echo=print) -> dict[str, int]:
   """Runs this invocation's share of an ablation sweep; finished and failed runs are skipped.
 
   Args:
@@ -175,7 +177,10 @@ def run_sweep(spec: str, root: str | pathlib.Path, *, only: Iterable[str] = (), 
     root: the sweep's folder; each run trains in `<root>/<run name>/`.
     only: `key=value` filters on the runs' overrides.
     shard: (K, N): this invocation takes every N-th selected run from K.
-    retry_failed: run the runs recorded as failed again (e.g. after a fix).
+    retry_failed: run the runs recorded as failed (before this call) again, e.g. after a fix;
+      their status counts the `attempts`.
+    started: when the invocation began (time.time(); default now): `--max-parallel` gives its
+      workers its own, so that a failure one worker records is not retried by another.
     progress: show each run's progress bar.
     echo: where the one-line progress messages go.
 
@@ -184,6 +189,7 @@ def run_sweep(spec: str, root: str | pathlib.Path, *, only: Iterable[str] = (), 
     (claimed by another invocation), `interrupted` (a signal stopped the run,
     which saved a checkpoint, and the sweep), and `total`.
   """
+  started = time.time() if started is None else started
   root = pathlib.Path(root)
   runs = load_sweep(spec)
   config_lib.load_config_file(spec)  # a broken base config fails here, once, not as every run's failure
@@ -197,10 +203,16 @@ def run_sweep(spec: str, root: str | pathlib.Path, *, only: Iterable[str] = (), 
     try:
       with safety.WorkdirLock(workdir):
         status = read_status(workdir)
-        if status and status['status'] == 'failed' and retry_failed:
+        attempt = 1
+        # Only failures recorded before this invocation began: with --max-parallel, a sibling worker's
+        # fresh failure of the same run is not retried a second time.
+        if (status and status['status'] == 'failed' and retry_failed
+            and (workdir / STATUS_FILE).stat().st_mtime < started):
+          attempt = status.get('attempts', 1) + 1
           (workdir / STATUS_FILE).unlink()
           status = None
-        outcome = status['status'] if status else _run_one(spec, overrides, workdir, progress=progress)
+        outcome = status['status'] if status else _run_one(spec, overrides, workdir, progress=progress,
+                                                            attempt=attempt)
     except CnnreconError:  # the lock is held: another invocation is training this run
       outcome = 'busy'
     counts[outcome] += 1
