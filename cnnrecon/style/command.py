@@ -84,8 +84,8 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
   if not 0 < size <= MAX_SIZE:
     raise CnnreconError(f'--size {size} must be between 1 and {MAX_SIZE} pixels (the longer side)')
   if method in TRAINED_METHODS and (workdir is None) == (net is None):
-    raise CnnreconError(f'--method {method} needs either --workdir (a workdir trained with '
-                        f'experiments/style_{method}.py) or --exported (its export)')
+    raise CnnreconError(f'--method {method} needs --workdir (a workdir trained with '
+                        f'experiments/style_{method}.py) or --exported (its export), one of them')
   if method not in TRAINED_METHODS and (workdir is not None or net is not None):
     raise CnnreconError(f'--workdir and --exported are only for --method fast or adain (a trained net), not {method}')
   if not 0 <= alpha <= 1:
