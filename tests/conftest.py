@@ -23,6 +23,15 @@ def samples_data_dir(tmp_path_factory):
   return data_dir
 
 
+@pytest.fixture(scope='session')
+def seed_stack_run(tmp_path_factory):
+  """A finished seed-stack smoke run (two 2x2 poolings), shared by the tests that only read it."""
+  from cnnrecon.evaluation import train_and_evaluate
+  workdir = tmp_path_factory.mktemp('seed_stack') / 'run'
+  train_and_evaluate(smoke_config('denoise_seed_stack'), workdir, progress=False)
+  return workdir
+
+
 def run_cli(*args, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
   """Runs `python -m cnnrecon.cli ARGS` in a fresh process (so XLA flags can differ)."""
   env = {**os.environ, **(env_extra or {})}

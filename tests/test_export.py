@@ -31,10 +31,9 @@ def dncnn(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def seed_stack(tmp_path_factory):
+def seed_stack(seed_stack_run, tmp_path_factory):
   """The seed-stack smoke run (two 2x2 poolings: sides must be multiples of 4) and its StableHLO export."""
-  workdir = _trained(tmp_path_factory, 'denoise_seed_stack')
-  return workdir, export_workdir(workdir, workdir.parent / f'{workdir.name}_export')
+  return seed_stack_run, export_workdir(seed_stack_run, tmp_path_factory.mktemp('export') / 'seed_stack')
 
 
 def _images(batch, height, width, seed=0):

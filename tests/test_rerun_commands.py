@@ -14,12 +14,10 @@ from conftest import fails_with_one_line, smoke_config
 REGENERATED = ('eval/results.csv', 'eval/results.md', 'eval/summary.json', 'grid.png', 'loss_curve.png')
 
 
-@pytest.fixture(scope='module')
-def finished(tmp_path_factory):
-  """A finished seed-stack smoke run."""
-  workdir = tmp_path_factory.mktemp('runs') / 'run'
-  train_and_evaluate(smoke_config('denoise_seed_stack'), workdir, progress=False)
-  return workdir
+@pytest.fixture
+def finished(seed_stack_run):
+  """A finished seed-stack smoke run (conftest's, shared: read it, do not change it)."""
+  return seed_stack_run
 
 
 def _digests(workdir):

@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+from cnnrecon import cli
 from cnnrecon import config as config_lib
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import load_trained, train_and_evaluate
@@ -20,7 +21,7 @@ from cnnrecon.tasks import build_task
 from cnnrecon.train import checkpoint
 from cnnrecon.train.state import create_train_state
 from cnnrecon.train.step import train_step
-from conftest import REPO, read_metrics, run_cli
+from conftest import REPO, read_metrics
 
 OLD_WORKDIR = pathlib.Path(__file__).parent / 'data' / 'workdir_before_issue7'
 # Every experiment file has a `smoke` variant; some have more variants worth a run.
@@ -66,12 +67,10 @@ def test_workdir_written_before_the_task_spine_evaluates_and_resumes(tmp_path):
   model = load_trained(old)
   assert model.step == 2 and model.config.task.gaussian.sigma == 25.0
   assert model.config.model.dncnn.space_to_depth == 1
-  flags = ['--config', 'experiments/denoise_dncnn.py:smoke', '--config.train.steps=4',
+  flags = ['train', '--config', str(REPO / 'experiments/denoise_dncnn.py') + ':smoke', '--config.train.steps=4',
            '--config.train.eval_every=2', '--config.train.log_every=1', '--no-progress']
-  resumed = run_cli('train', *flags, '--workdir', old)  # same config under new names: resumes, no --force
-  assert resumed.returncode == 0, resumed.stderr
-  straight = run_cli('train', *flags, '--workdir', tmp_path / 'new')
-  assert straight.returncode == 0, straight.stderr
+  assert cli.main([*flags, '--workdir', str(old)]) == 0  # same config under new names: resumes, no --force
+  assert cli.main([*flags, '--workdir', str(tmp_path / 'new')]) == 0
   # The fixture's first two steps ran on jax 0.10.2 on an AVX-512 Xeon; another jaxlib or CPU rounds
   # a few float32 sums differently (jax 0.12: 1.3e-6 relative, 1.1e-8 absolute at most), so this
   # compares within a tolerance that a wrong restore (optimizer state, step, data position) misses
@@ -79,8 +78,7 @@ def test_workdir_written_before_the_task_spine_evaluates_and_resumes(tmp_path):
   for a, b in zip(jax.tree.leaves(load_trained(old, step=4).variables),
                   jax.tree.leaves(load_trained(tmp_path / 'new', step=4).variables)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-  evaluated = run_cli('eval', '--workdir', old, '--no-baselines', '--out', tmp_path / 'eval')
-  assert evaluated.returncode == 0, evaluated.stderr
+  assert cli.main(['eval', '--workdir', str(old), '--no-baselines', '--out', str(tmp_path / 'eval')]) == 0
   assert json.loads((tmp_path / 'eval' / 'summary.json').read_text())['noisy']['psnr'] > 19
 
 
