@@ -1,5 +1,6 @@
-"""Small file helpers at the bottom of the data flow: atomic writes and JSON lines."""
+"""Small file helpers at the bottom of the data flow: atomic writes, JSON lines, SHA-256 of a file."""
 
+import hashlib
 import json
 import os
 import pathlib
@@ -62,3 +63,12 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
 def write_jsonl_atomic(path: str | os.PathLike, records: list[dict]) -> pathlib.Path:
   """Replaces a JSON-lines file with `records`, atomically."""
   return write_file_atomic(path, ''.join(json.dumps(record) + '\n' for record in records))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+  """The file's SHA-256 (hex), read in 1 MiB chunks."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as stream:
+    for chunk in iter(lambda: stream.read(1 << 20), b''):
+      digest.update(chunk)
+  return digest.hexdigest()

@@ -8,7 +8,6 @@ installed. The `params` form needs the model code: `load` imports it only then.
 
 import dataclasses
 import functools
-import hashlib
 import json
 import pathlib
 from typing import Any
@@ -18,20 +17,12 @@ import numpy as np
 
 from cnnrecon import compiler
 from cnnrecon.errors import CnnreconError
+from cnnrecon.io import sha256_of
 
 MANIFEST = 'manifest.json'
 SUMS = 'SHA256SUMS'  # `sha256sum -c SHA256SUMS` checks an export by hand too
 STABLEHLO_FILE = 'model.stablehlo'
 MANIFEST_VERSION = 1
-
-
-def sha256_of(path: pathlib.Path) -> str:
-  """Hex sha256 of a file, read in chunks."""
-  digest = hashlib.sha256()
-  with open(path, 'rb') as file:
-    for chunk in iter(lambda: file.read(1 << 20), b''):
-      digest.update(chunk)
-  return digest.hexdigest()
 
 
 def _recorded_sums(directory: pathlib.Path) -> dict[str, str]:

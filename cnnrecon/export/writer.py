@@ -21,6 +21,7 @@ from cnnrecon.errors import CnnreconError
 from cnnrecon.export import loader
 from cnnrecon.export.params import write_params
 from cnnrecon.export.signatures import Signature, signature_of
+from cnnrecon.io import sha256_of
 from cnnrecon.train import provenance
 
 FORMATS = ('stablehlo', 'params', 'savedmodel')
@@ -154,10 +155,10 @@ def export_workdir(workdir: str | pathlib.Path, out: str | pathlib.Path, *, fmt:
     writers = {'stablehlo': lambda: _write_stablehlo(signature, staging, specs, platforms),
                'params': lambda: write_params(signature.model, staging),
                'savedmodel': lambda: _write_savedmodel(signature, staging, specs, platforms)}
-    payload = {name: loader.sha256_of(staging / name) for name in writers[fmt]()}
+    payload = {name: sha256_of(staging / name) for name in writers[fmt]()}
     manifest = _manifest(signature, fmt, workdir, payload, specs, platforms)
     (staging / loader.MANIFEST).write_text(json.dumps(manifest, indent=1) + '\n')
-    sums = {loader.MANIFEST: loader.sha256_of(staging / loader.MANIFEST), **payload}
+    sums = {loader.MANIFEST: sha256_of(staging / loader.MANIFEST), **payload}
     (staging / loader.SUMS).write_text(''.join(f'{digest}  {name}\n' for name, digest in sums.items()))
     _replace_dir(staging, out)
   finally:

@@ -20,8 +20,9 @@ import urllib.request
 import zipfile
 
 from cnnrecon.errors import CnnreconError
+from cnnrecon.io import sha256_of
 from cnnrecon.models.loss_network import weights_path
-from cnnrecon.weights.vgg import import_feature_weights, sha256_of
+from cnnrecon.weights.vgg import import_feature_weights
 
 
 @dataclasses.dataclass(frozen=True)

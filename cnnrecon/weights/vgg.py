@@ -15,7 +15,6 @@ Sources:
   HWIO, Caffe preprocessing (VGG-16 fine-tuned for edge detection).
 """
 
-import hashlib
 import json
 import pathlib
 
@@ -23,7 +22,7 @@ import h5py
 import numpy as np
 
 from cnnrecon.errors import CnnreconError
-from cnnrecon.io import write_file_atomic
+from cnnrecon.io import sha256_of, write_file_atomic
 from cnnrecon.models.vgg import BLOCKS, WIDTHS, load_feature_weights  # noqa: F401  (re-exported)
 from cnnrecon.weights.dncnn_layers import first_line
 from cnnrecon.weights.state_dict import load_safetensors, load_torch
@@ -31,15 +30,6 @@ from cnnrecon.weights.state_dict import load_safetensors, load_torch
 FEATURE_FORMATS = ('torchvision', 'keras', 'hed')
 PREPROCESSING_OF = {'torchvision': 'torchvision', 'keras': 'caffe', 'hed': 'caffe'}
 Params = dict[str, dict[str, np.ndarray]]
-
-
-def sha256_of(path: pathlib.Path) -> str:
-  """The file's SHA-256 (hex)."""
-  digest = hashlib.sha256()
-  with open(path, 'rb') as stream:
-    for chunk in iter(lambda: stream.read(1 << 20), b''):
-      digest.update(chunk)
-  return digest.hexdigest()
 
 
 def conv_names(depth: int) -> list[str]:
