@@ -11,6 +11,7 @@ import pytest
 
 import cnnrecon
 from cnnrecon import cli
+from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import train_and_evaluate
 from cnnrecon.evaluation.restore import load_trained
 from cnnrecon.export import ExportedModel, load
@@ -90,6 +91,15 @@ assert not any(name.startswith(('flax', 'cnnrecon.models')) for name in sys.modu
   done = run_python(code, env_extra={'JAX_PLATFORMS': 'cpu'})
   assert done.returncode == 0, done.stderr[-2000:]
   np.testing.assert_allclose(np.load(tmp_path / 'out.npy'), load_trained(workdir)(images), rtol=0, atol=1e-6)
+
+
+def test_a_fixed_image_size_export_refuses_other_sizes(seed_stack, tmp_path):
+  workdir, _ = seed_stack
+  model = load(export_workdir(workdir, tmp_path / 'fixed', image_size=(32, 48)))
+  assert model.manifest['inputs'][0]['shape'] == '(b, 32, 48, 1)'
+  np.testing.assert_allclose(model(_images(2, 32, 48)), load_trained(workdir)(_images(2, 32, 48)), atol=1e-6)
+  with pytest.raises(CnnreconError, match='takes only 32x48 images'):
+    model(_images(1, 48, 32))
 
 
 def test_step_picks_best_latest_or_a_number(seed_stack, tmp_path):

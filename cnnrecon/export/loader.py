@@ -67,6 +67,10 @@ def verify(directory: str | pathlib.Path) -> dict:
 def check_image_sides(spatial: dict, model: str, name: str, height: int, width: int) -> None:
   """Raises a one-line error unless the architecture (`spatial` of a manifest) takes height x width images."""
   multiple, low = spatial['multiple'], spatial['min_side']
+  if spatial.get('fixed') and [height, width] != spatial['fixed']:
+    raise CnnreconError(f'{name} is {height}x{width} px, but this export takes only '
+                        f'{spatial["fixed"][0]}x{spatial["fixed"][1]} images (made with --image-size): pad or crop '
+                        'it, or export again without --image-size for any size')
   if height % multiple or width % multiple or min(height, width) < low:
     fits = [max(low, -(-side // multiple) * multiple) for side in (height, width)]
     raise CnnreconError(f'{name} is {height}x{width} px, but this {model} needs sides that are multiples of '

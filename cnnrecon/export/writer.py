@@ -47,12 +47,14 @@ def _check_out(out: pathlib.Path, overwrite: bool) -> None:
                         'replace it')
 
 
-def _spatial(signature: Signature) -> dict:
+def _spatial(signature: Signature, image_size: tuple[int, int] | None = None) -> dict:
+  """The side constraint of the architecture, and the fixed (height, width) of an `--image-size` export."""
   model = signature.config.model.name
   why = {1: 'convolutions only'}.get(signature.multiple, f'{model} down- and upsamples by {signature.multiple}')
   if signature.min_side > signature.multiple:
     why += f'; its reflection padding needs at least {signature.min_side} px'
-  return {'multiple': signature.multiple, 'min_side': signature.min_side, 'why': why}
+  return {'multiple': signature.multiple, 'min_side': signature.min_side, 'why': why,
+          'fixed': list(image_size) if image_size else None}
 
 
 def _inputs(signature: Signature, specs: list[jax.ShapeDtypeStruct]) -> list[dict]:
@@ -67,7 +69,8 @@ def _inputs(signature: Signature, specs: list[jax.ShapeDtypeStruct]) -> list[dic
 
 
 def _manifest(signature: Signature, fmt: str, workdir: pathlib.Path, payload: dict[str, str],
-              specs: list[jax.ShapeDtypeStruct], platforms: tuple[str, ...]) -> dict:
+              specs: list[jax.ShapeDtypeStruct], platforms: tuple[str, ...],
+              image_size: tuple[int, int] | None) -> dict:
   config = signature.config
   return {
       'manifest_version': loader.MANIFEST_VERSION,
@@ -76,7 +79,7 @@ def _manifest(signature: Signature, fmt: str, workdir: pathlib.Path, payload: di
       'model': {'name': config.model.name, 'depth': config.model.depth, 'features': config.model.features},
       'inputs': _inputs(signature, specs),
       'output': signature.output,
-      'spatial': _spatial(signature),
+      'spatial': _spatial(signature, image_size if fmt != 'params' else None),
       'platforms': list(platforms) if fmt != 'params' else None,
       'source': {'workdir': str(workdir.absolute()), 'step': signature.step,
                  'config': json.loads(config_to_json(config))},
@@ -156,7 +159,7 @@ def export_workdir(workdir: str | pathlib.Path, out: str | pathlib.Path, *, fmt:
                'params': lambda: write_params(signature.model, staging),
                'savedmodel': lambda: _write_savedmodel(signature, staging, specs, platforms)}
     payload = {name: sha256_of(staging / name) for name in writers[fmt]()}
-    manifest = _manifest(signature, fmt, workdir, payload, specs, platforms)
+    manifest = _manifest(signature, fmt, workdir, payload, specs, platforms, image_size)
     (staging / loader.MANIFEST).write_text(json.dumps(manifest, indent=1) + '\n')
     sums = {loader.MANIFEST: sha256_of(staging / loader.MANIFEST), **payload}
     (staging / loader.SUMS).write_text(''.join(f'{digest}  {name}\n' for name, digest in sums.items()))
