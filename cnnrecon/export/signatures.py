@@ -83,8 +83,8 @@ class Signature:
 
   def symbolic_specs(self, image_size: tuple[int, int] | None = None) -> list[jax.ShapeDtypeStruct]:
     """Argument specs for `jax.export`: a symbolic batch `b`, symbolic sides `multiple*h` (or `image_size`)."""
-    names = self.dimension_names()
-    dims = jax.export.symbolic_shape(', '.join(names), constraints=self.constraints())
+    names = self.dimension_names() if image_size is None else ['b']  # fixed sides: only the batch is symbolic
+    dims = jax.export.symbolic_shape(', '.join(names), constraints=self.constraints() if image_size is None else ())
     by_name = dict(zip(names, dims))
     specs = []
     for item in self.inputs:

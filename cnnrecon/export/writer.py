@@ -106,13 +106,13 @@ def _tensorflow():
   return tf, jax2tf
 
 
-def _write_savedmodel(signature: Signature, directory: pathlib.Path, specs, platforms) -> list[str]:
+def _write_savedmodel(signature: Signature, directory: pathlib.Path, specs, platforms, fixed: bool) -> list[str]:
   """A TensorFlow SavedModel of the same function (jax2tf, native serialization) in `savedmodel/`."""
   tf, jax2tf = _tensorflow()
   shapes = [tuple(dim if isinstance(dim, int) else None for dim in spec.shape) for spec in specs]
   polymorphic = [str(spec.shape).replace("'", '') for spec in specs]
   converted = jax2tf.convert(signature.function, polymorphic_shapes=polymorphic, with_gradient=False,
-                             polymorphic_constraints=signature.constraints(),
+                             polymorphic_constraints=() if fixed else signature.constraints(),
                              native_serialization_platforms=platforms)
   module = tf.Module()
   module.serve = tf.function(converted, autograph=False,
@@ -157,7 +157,7 @@ def export_workdir(workdir: str | pathlib.Path, out: str | pathlib.Path, *, fmt:
   try:
     writers = {'stablehlo': lambda: _write_stablehlo(signature, staging, specs, platforms),
                'params': lambda: write_params(signature.model, staging),
-               'savedmodel': lambda: _write_savedmodel(signature, staging, specs, platforms)}
+               'savedmodel': lambda: _write_savedmodel(signature, staging, specs, platforms, image_size is not None)}
     payload = {name: sha256_of(staging / name) for name in writers[fmt]()}
     manifest = _manifest(signature, fmt, workdir, payload, specs, platforms, image_size)
     (staging / loader.MANIFEST).write_text(json.dumps(manifest, indent=1) + '\n')
