@@ -276,8 +276,6 @@ def _stylize(args, extra):
   _no_extra(extra)
   net = None
   if args.exported is not None:
-    if args.workdir is not None:
-      raise CnnreconError('give either --workdir or --exported, not both')
     from cnnrecon.export.style_nets import load_style_net
     net = load_style_net(args.exported, args.method)
   stylize_files(args.contents, args.style or [], out=args.out, method=args.method, workdir=args.workdir,

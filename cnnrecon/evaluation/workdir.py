@@ -21,6 +21,7 @@ from cnnrecon.metrics import SSIM_WINDOW
 from cnnrecon.tasks import ReconstructionTask, build_task
 from cnnrecon.train.checks import PERCEPTUAL_LOSSES, make_task
 
+
 def protocol(task: ReconstructionTask) -> str:
   """The evaluation protocol in one paragraph, for every table."""
   return (f'Protocol: images in [0, 1]; {task.describe()} drawn per image from `fold_in(key(seed), index)`; '
@@ -166,7 +167,7 @@ def restore_files(paths: Sequence[str], *, out: str, workdir: str | None = None,
   targets = safety.output_paths(paths, pathlib.Path(out), overwrite=overwrite)
   restore, channels, model = _restorer(workdir, exported)
   images = [read_image(path, channels=channels) for path in paths]
-  if hasattr(model, 'manifest'):  # an export states which image sides its architecture takes
+  if isinstance(model, ExportedModel):  # an export states which image sides its architecture takes
     for path, image in zip(paths, images):
       check_image_sides(model.manifest['spatial'], model.manifest['model']['name'], path, *image.shape[:2])
   written = []

@@ -135,8 +135,8 @@ def load(directory: str | pathlib.Path):
                         '`cnnrecon export --workdir RUN --out DIR`')
   manifest = verify(directory)
   if manifest['format'] == 'params':
-    from cnnrecon.export.params import load_model  # pylint: disable=import-outside-toplevel  # needs flax
-    return load_model(directory)
+    from cnnrecon.export.params import model_from_export  # pylint: disable=import-outside-toplevel  # needs flax
+    return model_from_export(directory, manifest)
   if manifest['format'] != 'stablehlo':
     raise CnnreconError(f'{directory} holds a {manifest["format"]} export; load it with TensorFlow '
                         '(tf.saved_model.load), or export --format stablehlo for jax')

@@ -37,7 +37,11 @@ def load_model(directory: str | pathlib.Path) -> TrainedModel | FastNet | AdaINN
     read from the weights the config names, e.g. `$CNNRECON_HOME/weights`).
   """
   directory = pathlib.Path(directory)
-  manifest = verify(directory)
+  return model_from_export(directory, verify(directory))
+
+
+def model_from_export(directory: pathlib.Path, manifest: dict) -> TrainedModel | FastNet | AdaINNet:
+  """The model of a params export whose files `verify` has checked (and returned `manifest` of)."""
   if manifest['format'] != 'params':
     raise CnnreconError(f'{directory} holds a {manifest["format"]} export, not params: load it with '
                         '`cnnrecon.export.load`')
