@@ -1,6 +1,8 @@
 """Ablation sweeps: run names, resume after SIGKILL, shards and concurrent invocations, failures, reports."""
 
+import contextlib
 import csv
+import io
 import json
 import os
 import signal
@@ -12,6 +14,7 @@ import time
 import pytest
 
 from conftest import REPO, fails_with_one_line
+from cnnrecon import cli
 from cnnrecon.sweep import cross, product, run_name, run_sweep, sweep_report, zipped
 
 ABLATION = '''
@@ -70,8 +73,10 @@ def finished(tmp_path_factory):
   """An uninterrupted sweep of 4 runs plus one whose config is rejected."""
   folder = tmp_path_factory.mktemp('sweep')
   ablation = _ablation(folder, extra=" + [{'model.depth': 9}]")
-  out = _sweep(ablation, '--root', folder / 'root')
-  return folder, ablation, out
+  output = io.StringIO()
+  with contextlib.redirect_stdout(output):  # in this process: no new interpreter to start
+    assert cli.main(['sweep', str(ablation), '--root', str(folder / 'root'), '--no-progress']) == 0
+  return folder, ablation, output.getvalue()
 
 
 def test_sweep_trains_every_run_records_failures_and_reports(finished):
