@@ -100,7 +100,7 @@ def reproduce_run(original: str | pathlib.Path, workdir: str | pathlib.Path, *, 
   if workdir.exists() and any(workdir.iterdir()):
     raise CnnreconError(f'--workdir {workdir} exists and is not empty: give a new directory for the second run')
   config = config_lib.upgrade_config(config_lib.config_from_dict(json.loads(config_path.read_text())))
-  step, _, _ = checkpoint.load_variables(original, step='latest')
+  step = checkpoint.saved_step(original, 'latest')  # the step only: no arrays restored
   if step < config.train.steps:
     raise CnnreconError(f'{original} stopped at step {step} of {config.train.steps}: finish it first (rerun '
                         'its `cnnrecon train` command, which resumes), then reproduce it')

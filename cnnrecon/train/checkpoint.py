@@ -217,6 +217,19 @@ def chosen_step(manager: ocp.CheckpointManager, step: int | str | None) -> int:
   return number
 
 
+def _check_has_checkpoints(workdir: str | pathlib.Path) -> None:
+  if not checkpoint_dir(workdir).is_dir():
+    raise CnnreconError(f'{workdir} holds no checkpoints: train first with '
+                        f'`cnnrecon train --config ... --workdir {workdir}`')
+
+
+def saved_step(workdir: str | pathlib.Path, step: int | str | None = 'latest') -> int:
+  """The saved step that `step` names (`chosen_step`), without restoring anything."""
+  _check_has_checkpoints(workdir)
+  with open_manager(workdir, read_only=True) as manager:
+    return chosen_step(manager, step)
+
+
 def load_variables(workdir: str | pathlib.Path, *, step: int | str | None = None) -> tuple[int, dict, dict]:
   """Restores the model variables and config of a workdir's checkpoint.
 
@@ -228,9 +241,7 @@ def load_variables(workdir: str | pathlib.Path, *, step: int | str | None = None
   Returns:
     `(step, config dict as saved, {'params', 'batch_stats'})`.
   """
-  if not checkpoint_dir(workdir).is_dir():
-    raise CnnreconError(f'{workdir} holds no checkpoints: train first with '
-                        f'`cnnrecon train --config ... --workdir {workdir}`')
+  _check_has_checkpoints(workdir)
   with open_manager(workdir, read_only=True) as manager:
     step = chosen_step(manager, step)
     config = restore_config(manager, step)
