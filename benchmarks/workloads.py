@@ -96,7 +96,7 @@ def _gatys_images():
 def _gatys_call():
   """One Adam step of `cnnrecon.style.gatys` (VGG-16, random weights, 256x256) and its FLOPs."""
   from cnnrecon.style import gatys
-  from cnnrecon.models.loss_network import load_loss_network
+  from cnnrecon.style.loss_network import load_loss_network
   settings = gatys.GatysSettings()
   network = load_loss_network('random', last_layer='relu5_1')
   content, style = _gatys_images()

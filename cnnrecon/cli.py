@@ -257,7 +257,7 @@ def _weights(args, extra):
 
 
 def _import_vgg(args):
-  from cnnrecon.models.loss_network import weights_path
+  from cnnrecon.style.loss_network import weights_path
   from cnnrecon.weights.vgg import import_feature_weights
   if args.format not in ('torchvision', 'keras', 'hed'):
     raise CnnreconError(f'--format {args.format} holds no VGG weights: use torchvision, keras or hed')
@@ -276,7 +276,7 @@ def _stylize(args, extra):
   _no_extra(extra)
   net = None
   if args.exported is not None:
-    from cnnrecon.export.style_nets import load_style_net
+    from cnnrecon.style.exported import load_style_net
     net = load_style_net(args.exported, args.method)
   stylize_files(args.contents, args.style or [], out=args.out, method=args.method, workdir=args.workdir,
                 net=net, net_source=args.exported,

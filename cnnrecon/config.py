@@ -277,28 +277,14 @@ def base_config() -> ml_collections.ConfigDict:
       'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32',
                 'dncnn': {'space_to_depth': 1, 'bn_epsilon': 1e-5, 'residual': True, 'batch_norm': True},
                 'transform_net': {'styles': 1}},
-      # What the model learns to undo (cnnrecon/tasks/): `name`, then one sub-dict of options per
-      # task. Noise levels `sigma` are on the 0-255 scale; `peak` is photons at white.
+      # What the model learns (cnnrecon/tasks/): `name`, then one sub-dict of options per task.
+      # Noise levels `sigma` are on the 0-255 scale; `peak` is photons at white. Task families of
+      # their own packages bring their sections (cnnrecon.style: fast_style_defaults, adain_defaults).
       'task': {'name': 'gaussian',
                'gaussian': {'sigma': 25.0},
                'poisson': {'peak': 30.0},
                'poisson_gaussian': {'peak': 30.0, 'sigma': 10.0},
-               'inpaint': {'keep_prob': 0.5},
-               # Fast feed-forward style transfer: `styles` are image files (or names of the
-               # paintings shipped in cnnrecon/data/paintings), resized to `style_size` on their
-               # short side; the loss is Gatys' (cnnrecon/style/gatys.py) on the `features` VGG.
-               'fast_style': {'styles': ('starry_night',), 'style_size': 256, 'features': 'vgg16-hed',
-                              'content_weight': 1.0, 'style_weight': 1e3, 'tv_weight': 1e-5,
-                              'content_layers': ('relu4_2',),
-                              'style_layers': ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')},
-               # AdaIN arbitrary-style transfer (Huang & Belongie 2017): `styles` are image files,
-               # folders of them (every image inside) or shipped paintings, resized to `style_size` on
-               # their short side (center squares; each example gets a random crop of one); a decoder
-               # learns to invert AdaIN at `content_layer` of the `features` VGG; loss = content
-               # + style_weight * mean/std loss at `style_layers`.
-               'adain': {'styles': ('starry_night', 'the_scream', 'shipwreck'), 'style_size': 512,
-                         'features': 'vgg16-hed', 'style_weight': 10.0, 'content_layer': 'relu4_1',
-                         'style_layers': ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1')}},
+               'inpaint': {'keep_prob': 0.5}},
       # Legacy: values an older experiment file sets here (degradation.sigma, ...) move to
       # task.* with a deprecation notice when the config is loaded (RENAMED_KEYS).
       'degradation': {},
@@ -333,7 +319,7 @@ def base_config() -> ml_collections.ConfigDict:
           'loss': 'mse',  # mse | l1 | ssim (1 - SSIM, dm-pix's 11x11 Gaussian window)
           'log_every': 50,
           'eval_every': 500,
-          'keep_checkpoints': 3,  # the last k, plus the best by validation PSNR
+          'keep_checkpoints': 3,  # the last k, plus the best by the task's validation metric
           # A checkpoint at least every N steps and every M minutes, besides eval steps: what a
           # SIGKILL can lose (SIGTERM / SIGINT always save the current step).
           'checkpoint_every': 500,
@@ -344,7 +330,7 @@ def base_config() -> ml_collections.ConfigDict:
           'init_from': '',  # a workdir (trained or `weights import`ed) whose best params start this run
       },
       'report': {
-          'baselines': True,  # scikit-image's classical denoisers in the final table
+          'baselines': True,  # the task's classical baselines in the final table
           'grid_examples': 4,
       },
   })

@@ -69,14 +69,30 @@ class Registry(Generic[T]):
     Raises:
       CnnreconError: unknown name, or an option the component does not take.
     """
-    factory = self.get(name)
-    options = dict(options or {})
-    accepted = inspect.signature(factory).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     section = self.config_key.rsplit('.', 1)[0]
-    unknown = [key for key in options if key not in accepted and not takes_any]
-    if unknown:
-      own = [key for key in accepted if key not in shared]
-      raise CnnreconError(f'{section}.{name}.{unknown[0]} is not an option of {section} {name!r} '
-                          f'(its options: {", ".join(own) or "none"}); remove it from the config')
-    return factory(**options, **shared)
+    return call_with_options(self.get(name), options, section=f'{section}.{name}', **shared)
+
+
+def call_with_options(factory: Callable[..., T], options: Mapping[str, Any] | None, *, section: str,
+                      **shared: Any) -> T:
+  """Calls `factory(**options, **shared)`, refusing in one line an option it does not take.
+
+  Args:
+    factory: a function or class whose keyword parameters are its options.
+    options: the config sub-dict of options (e.g. `config.task.gaussian`), or None.
+    section: the sub-dict's dotted name, for the message (e.g. 'task.gaussian').
+    **shared: arguments that are not options (e.g. the loss).
+
+  Raises:
+    CnnreconError: an option `factory` does not take.
+  """
+  options = dict(options or {})
+  accepted = inspect.signature(factory).parameters
+  takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+  unknown = [key for key in options if key not in accepted and not takes_any]
+  if unknown:
+    kind, _, name = section.rpartition('.')
+    own = [key for key in accepted if key not in shared]
+    raise CnnreconError(f'{section}.{unknown[0]} is not an option of {kind} {name!r} '
+                        f'(its options: {", ".join(own) or "none"}); remove it from the config')
+  return factory(**options, **shared)

@@ -25,6 +25,7 @@ are the offline default.
 """
 
 from cnnrecon.config import base_config, shrink_for_smoke
+from cnnrecon.style.adain_loss import adain_defaults
 
 TRAINING_PAINTINGS = ('starry_night', 'the_scream', 'shipwreck')  # woman_with_hat_matisse is held out
 
@@ -36,6 +37,7 @@ def get_config(arg=None):
   config.model.depth = 9  # unused by the decoder (fixed layout); the train-step memory estimate reads it
   config.model.features = 64
   config.task.name = 'adain'
+  config.task.adain = adain_defaults()
   config.task.adain.styles = TRAINING_PAINTINGS
   config.task.adain.style_size = 512
   config.data.channels = 3

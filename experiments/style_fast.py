@@ -23,6 +23,7 @@ needs TensorFlow); the bundled scikit-image samples are the offline default.
 """
 
 from cnnrecon.config import base_config, shrink_for_smoke
+from cnnrecon.style.perceptual import fast_style_defaults
 
 
 def get_config(arg=None):
@@ -33,6 +34,7 @@ def get_config(arg=None):
   config.model.features = 32
   config.model.transform_net.styles = 1
   config.task.name = 'fast_style'
+  config.task.fast_style = fast_style_defaults()
   config.task.fast_style.styles = ('starry_night',)
   config.task.fast_style.content_layers = ('relu2_2',)
   config.task.fast_style.style_layers = ('relu1_2', 'relu2_2', 'relu3_3', 'relu4_3')

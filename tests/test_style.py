@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from skimage import data, transform
 
-from cnnrecon import losses
+from cnnrecon.style import losses
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.vgg import VGG, layer_names
 from cnnrecon.style import gatys
-from cnnrecon.models.loss_network import deepest, load_loss_network
+from cnnrecon.style.loss_network import deepest, load_loss_network
 from cnnrecon.weights import vgg as vgg_weights
 from conftest import SHARED_DATA, fails_with_one_line
 

@@ -32,7 +32,7 @@ def dihedral(image: np.ndarray, index: int) -> np.ndarray:
 
 
 def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
-  """Reflect-pads an image that is smaller than `size` on either side."""
+  """Pads an image that is smaller than `size` on either side by mirroring it (numpy's 'symmetric': edge pixels repeat)."""
   pad_h, pad_w = max(size - image.shape[0], 0), max(size - image.shape[1], 0)
   if not pad_h and not pad_w:
     return image
@@ -98,7 +98,7 @@ def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: in
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
-  """The central `size` x `size` window (reflect-padded when the image is smaller)."""
+  """The central `size` x `size` window (mirror-padded, edge pixels repeated, when the image is smaller)."""
   image = _pad_to(image, size)
   top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
   return image[top:top + size, left:left + size]

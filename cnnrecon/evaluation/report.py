@@ -92,45 +92,27 @@ def _config_table(config_summary: Mapping) -> list[str]:
   return lines
 
 
-def _results_table(rows_summary: Mapping[str, Mapping[str, float]], observed_label: str | None) -> list[str]:
-  """Methods sorted by PSNR (best first) with gains over the observed input."""
-  noisy = rows_summary.get(observed_label)
-  lines = [f'| method | PSNR (dB) | SSIM | ΔPSNR vs {observed_label} | ΔSSIM vs {observed_label} |',
-           '|---|---:|---:|---:|---:|']
-  for method, m in sorted(rows_summary.items(), key=lambda kv: -kv[1]['psnr']):
-    deltas = (f"{m['psnr'] - noisy['psnr']:+.2f} | {m['ssim'] - noisy['ssim']:+.4f}"
-              if noisy else '– | –')
-    lines.append(f"| {method} | {m['psnr']:.2f} | {m['ssim']:.4f} | {deltas} |")
-  return lines
-
-
 def _image_link(workdir: pathlib.Path, png: str | None, alt: str) -> list[str]:
   if not png:
     return []
   return [f'![{alt}]({pathlib.Path(os.path.relpath(png, workdir)).as_posix()})', '']
 
 
-def write_report(workdir: str | os.PathLike, *, config_summary: dict,
-                 rows_summary: dict, grid_png: str | None, curve_png: str | None,
-                 wall_time_s: float, steps: int, observed_label: str | None = 'noisy',
-                 convention: str | None = None, images_per_second: float | None = None,
-                 results_lines: list[str] | None = None) -> pathlib.Path:
+def write_report(workdir: str | os.PathLike, *, config_summary: dict, results_lines: list[str],
+                 grid_png: str | None, curve_png: str | None, wall_time_s: float, steps: int,
+                 convention: str | None = None, images_per_second: float | None = None) -> pathlib.Path:
   """Writes `<workdir>/report.md`: config, result table, pictures, timing.
 
   Args:
     workdir: run folder; PNG links are made relative to it.
     config_summary: key/value pairs to show (nested dicts are flattened).
-    rows_summary: `{method: {"psnr", "ssim"}}` as from `scoring.summarize`.
+    results_lines: the task's Markdown results table (`Results.results_lines`).
     grid_png: path of the image grid PNG, or None.
     curve_png: path of the loss curve PNG, or None.
     wall_time_s: training wall time in seconds.
     steps: number of training steps run.
-    observed_label: the row the table measures gains against ('noisy'), or
-      None for no gain columns.
     convention: how the table was scored, stated under it.
     images_per_second: training throughput, shown when given.
-    results_lines: a results table of another kind (style losses) in place of
-      the PSNR / SSIM one.
 
   Returns:
     Path of report.md.
@@ -138,7 +120,7 @@ def write_report(workdir: str | os.PathLike, *, config_summary: dict,
   workdir = pathlib.Path(workdir)
   lines = [f'# cnnrecon run report: {workdir.name}', '', '## Configuration', '']
   lines += _config_table(config_summary)
-  lines += ['', '## Results', ''] + (results_lines or _results_table(rows_summary, observed_label)) + ['']
+  lines += ['', '## Results', ''] + list(results_lines) + ['']
   if convention:
     lines += [f'Scored as: {convention}.', '']
   lines += _image_link(workdir, grid_png, 'example images')
@@ -149,3 +131,10 @@ def write_report(workdir: str | os.PathLike, *, config_summary: dict,
   if images_per_second is not None:
     lines.append(f'- throughput: {images_per_second:.1f} images/s')
   return write_file_atomic(workdir / 'report.md', '\n'.join(lines) + '\n')
+
+
+def write_results_files(out_dir: str | os.PathLike, files: Mapping[str, str]) -> dict[str, pathlib.Path]:
+  """Writes a task's result tables (`Results.files`: name -> text) into `out_dir`, each atomically."""
+  out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)  # --out may name a new folder
+  return {name: write_file_atomic(out_dir / name, text) for name, text in files.items()}

@@ -6,20 +6,16 @@ from typing import Any, Sequence
 
 import jax
 import ml_collections
-import numpy as np
 
 from cnnrecon import config as config_lib
 from cnnrecon.data.grids import image_grid
-from cnnrecon.data.pipeline import center_crop
 from cnnrecon.data.sources import load_source
 from cnnrecon.errors import CnnreconError
-from cnnrecon.evaluation import report, tables
-from cnnrecon.evaluation.restore import TrainedModel
-from cnnrecon.evaluation.scoring import score_images, summarize
-from cnnrecon.evaluation.style_report import write_adain_report, write_fast_style_report
-from cnnrecon.evaluation.workdir import protocol, source_images, task_of
-from cnnrecon.safety import check_workdir_usable
+from cnnrecon.evaluation import report
+from cnnrecon.evaluation.workdir import source_images
 from cnnrecon.io import read_jsonl
+from cnnrecon.safety import check_workdir_usable
+from cnnrecon.tasks import task_class
 from cnnrecon.train import checkpoint, loop
 from cnnrecon.train.metric_writer import wall_time_logged
 
@@ -97,37 +93,24 @@ def write_final_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                        images_per_second: float | None = None) -> pathlib.Path:
   """Evaluates the final model on the full validation images and writes the report.
 
-  Writes `<workdir>/eval/results.{md,csv}` + `summary.json`, `grid.png`
-  (model input | estimate | target, titled by the task: noisy | denoised |
-  clean), `loss_curve.png` and `report.md`.
+  The task decides what is scored and shown (`Task.final_report`); this writes
+  `<workdir>/eval/` (its tables, e.g. results.{md,csv} + summary.json),
+  `grid.png` (e.g. model input | estimate | target, titled by the task: noisy
+  | denoised | clean), `loss_curve.png` and `report.md`.
 
   Returns:
     The path of `report.md`.
   """
-  if config.task.name == 'adain':  # before task_of: the report builds its own encoder
-    return write_adain_report(config, workdir, host_state, eval_source, wall_time_s=wall_time_s,
-                              images_per_second=images_per_second)
-  task = task_of(config)
-  if task.is_style_task:
-    return write_fast_style_report(config, workdir, host_state, eval_source, wall_time_s=wall_time_s,
-                                   images_per_second=images_per_second)
-  model = TrainedModel(config=config, step=int(host_state.step),
-                       variables={'params': host_state.params, 'batch_stats': host_state.batch_stats})
-  rows, triplets = score_images(model, source_images(eval_source, config.data.channels), task=task,
-                                seed=config.seed, with_baselines=config.report.baselines)
-  tables.write_tables(rows, workdir / 'eval', title=f'{config.model.name} on {config.data.eval}, {task.describe()}',
-                      notes=protocol(task))
-  examples = triplets[:config.report.grid_examples]
-  crop = min(min(image.shape[0], image.shape[1]) for _, _, image in examples)
-  columns = [np.stack([center_crop(t[i], crop) for t in examples]) for i in range(3)]
-  labels = task.labels
-  grid_png = report.save_png(workdir / 'grid.png', image_grid(
-      columns, titles=[labels.observed, labels.estimate, labels.target]))
+  cls = task_class(config)
+  model = cls.inference_model(config, {'params': host_state.params, 'batch_stats': host_state.batch_stats},
+                              int(host_state.step))
+  results = cls.final_report(model, source_images(eval_source, config.data.channels))
+  report.write_results_files(workdir / 'eval', results.files)
+  grid_png = (report.save_png(workdir / 'grid.png', image_grid(results.grid_columns, titles=results.grid_titles))
+              if results.grid_columns else None)
   curve_png = report.plot_loss_curve(workdir / 'metrics.jsonl', workdir / 'loss_curve.png')
-  summary = report.run_summary(
-      config, model=f'{config.model.name} (depth {config.model.depth}, {config.model.features} features)',
-      task=f'{config.task.name}: {task.describe()}')
-  return report.write_report(workdir, config_summary=summary, rows_summary=summarize(rows),
-                             grid_png=str(grid_png), curve_png=str(curve_png), wall_time_s=wall_time_s,
-                             steps=config.train.steps, observed_label=labels.observed,
-                             convention=task.convention.describe(), images_per_second=images_per_second)
+  summary = report.run_summary(config, model=results.model_row, task=results.task_row)
+  return report.write_report(workdir, config_summary=summary, results_lines=results.results_lines,
+                             grid_png=str(grid_png) if grid_png else None, curve_png=str(curve_png),
+                             wall_time_s=wall_time_s, steps=config.train.steps, convention=results.convention,
+                             images_per_second=images_per_second)

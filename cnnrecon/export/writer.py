@@ -18,10 +18,11 @@ import jax
 
 from cnnrecon.config import config_to_json
 from cnnrecon.errors import CnnreconError
-from cnnrecon.export import loader
 from cnnrecon.export.params import write_params
-from cnnrecon.export.signatures import Signature, signature_of
+from cnnrecon.export.signatures import constraints, signature_of, symbolic_specs
+from cnnrecon.inference import exported as loader
 from cnnrecon.io import sha256_of
+from cnnrecon.tasks import Signature
 from cnnrecon.train import provenance
 
 FORMATS = ('stablehlo', 'params', 'savedmodel')
@@ -60,10 +61,13 @@ def _spatial(signature: Signature, image_size: tuple[int, int] | None = None) ->
 def _inputs(signature: Signature, specs: list[jax.ShapeDtypeStruct]) -> list[dict]:
   described = []
   for item, spec in zip(signature.inputs, specs):
-    entry = {'name': item.name, 'kind': item.kind, 'size': item.size, 'dtype': 'float32',
-             'shape': '(' + ', '.join(str(dim) for dim in spec.shape) + ')'}
+    # `size`: an image's channels, or a vector's (or style mix's) length.
+    entry = {'name': item.name, 'kind': item.kind, 'size': item.channels if item.kind == 'image' else item.length,
+             'dtype': 'float32', 'shape': '(' + ', '.join(str(dim) for dim in spec.shape) + ')'}
     if item.kind == 'image':
-      entry.update(layout='NHWC', range=[0.0, 1.0])
+      entry['layout'] = 'NHWC'
+    if item.value_range is not None:
+      entry['range'] = list(item.value_range)
     described.append(entry)
   return described
 
@@ -112,7 +116,7 @@ def _write_savedmodel(signature: Signature, directory: pathlib.Path, specs, plat
   shapes = [tuple(dim if isinstance(dim, int) else None for dim in spec.shape) for spec in specs]
   polymorphic = [str(spec.shape).replace("'", '') for spec in specs]
   converted = jax2tf.convert(signature.function, polymorphic_shapes=polymorphic, with_gradient=False,
-                             polymorphic_constraints=() if fixed else signature.constraints(),
+                             polymorphic_constraints=() if fixed else constraints(signature),
                              native_serialization_platforms=platforms)
   module = tf.Module()
   module.serve = tf.function(converted, autograph=False,
@@ -150,7 +154,7 @@ def export_workdir(workdir: str | pathlib.Path, out: str | pathlib.Path, *, fmt:
   signature = signature_of(workdir, step=step)
   if image_size is not None:
     loader.check_image_sides(_spatial(signature), signature.config.model.name, '--image-size', *image_size)
-  specs = signature.symbolic_specs(image_size)
+  specs = symbolic_specs(signature, image_size)
   out.parent.mkdir(parents=True, exist_ok=True)
   staging = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
   staging.chmod(0o755)  # mkdtemp's 0700 would make the export private to this user

@@ -1,7 +1,7 @@
 """The decoder of AdaIN arbitrary-style transfer (Huang & Belongie 2017): VGG relu4_1 features -> image.
 
 AdaIN stylizes by re-normalising content features to a style's channel
-statistics (`cnnrecon.losses.adain`, beside the mean / std it uses) and
+statistics (`cnnrecon.style.losses.adain`, beside the mean / std it uses) and
 decoding them back to pixels. The decoder mirrors the VGG encoder up to
 relu4_1: 3x3 convs with reflection padding and ReLU, no normalisation (it would
 undo the statistics AdaIN just set), and nearest x2 upsampling where VGG pools.
@@ -16,14 +16,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnnrecon.models.common import upsample_nearest_2x
 from cnnrecon.models.transform_net import ReflectConv
 
 UPSAMPLING = 8  # three x2 stages mirror relu4_1's three VGG poolings
-
-
-def _upsample(x: jax.Array) -> jax.Array:
-  batch, height, width, channels = x.shape
-  return jax.image.resize(x, (batch, 2 * height, 2 * width, channels), 'nearest')
 
 
 class AdaINDecoder(nn.Module):
@@ -58,14 +54,14 @@ class AdaINDecoder(nn.Module):
 
     width = self.features
     x = conv(features.astype(self.dtype), 4 * width)
-    x = _upsample(x)
+    x = upsample_nearest_2x(x)
     for _ in range(3):
       x = conv(x, 4 * width)
     x = conv(x, 2 * width)
-    x = _upsample(x)
+    x = upsample_nearest_2x(x)
     x = conv(x, 2 * width)
     x = conv(x, width)
-    x = _upsample(x)
+    x = upsample_nearest_2x(x)
     x = conv(x, width)
     x = ReflectConv(3, 3, dtype=self.dtype)(x).astype(jnp.float32)
     # Linear in training, clipped to [0, 1] in inference, as the paper's decoder: a sigmoid (or a clip)

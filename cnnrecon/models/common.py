@@ -70,6 +70,12 @@ def upsample(features: int, **kwargs: Any) -> ConvTranspose:
   return ConvTranspose(features, **kwargs)
 
 
+def upsample_nearest_2x(x: jnp.ndarray) -> jnp.ndarray:
+  """Nearest-neighbour x2 upsampling of NHWC feature maps (the style nets' artefact-free upsampling)."""
+  batch, height, width, channels = x.shape
+  return jax.image.resize(x, (batch, 2 * height, 2 * width, channels), 'nearest')
+
+
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
   """2x2 max-pooling with stride 2 of NHWC images with even sides.
 

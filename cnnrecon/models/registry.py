@@ -5,6 +5,7 @@ one model live in `config.model.<name>` (e.g. `model.dncnn.space_to_depth`).
 A new model is one file in this folder plus one `MODELS.register` line here.
 """
 
+import inspect
 from typing import Any
 
 import flax.linen as nn
@@ -48,6 +49,11 @@ def max_pooling_depth(image_size: int) -> int:
   return depth
 
 
+def side_multiple(model_config: ml_collections.ConfigDict) -> int:
+  """What the model's input sides must be multiples of: 2 to the number of 2x2 poolings (1 for none)."""
+  return 2 ** (model_config.depth * getattr(MODELS.get(model_config.name), 'POOLINGS_PER_DEPTH', 0))
+
+
 def _check_pooling_fits(name: str, depth: int, image_size: int) -> None:
   if image_size % 2**depth == 0:
     return
@@ -82,7 +88,7 @@ def _check_shared_options(model_config: ml_collections.ConfigDict, model_class: 
 
 def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
                 image_size: int | None = None,
-                bn_axis_name: str | None = None) -> nn.Module:
+                bn_axis_name: str | None = None, operator: Any = None) -> nn.Module:
   """Builds the model a config names, after checking the architecture fits.
 
   Config fields: `name` (a key of MODELS), `depth` and `features` (ints >= 1),
@@ -97,6 +103,9 @@ def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
     image_size: training patch side; when given, pooling models check that
       `depth` pools fit it.
     bn_axis_name: mesh axis for BatchNorm statistics in data-parallel steps.
+    operator: the task's forward operator (`cnnrecon.ops`), handed to models
+      that declare an `operator` attribute (e.g. unrolled networks, which apply
+      it and its adjoint); other models never see it.
 
   Returns:
     An unbound flax module; call it as `model.apply(variables, x, train=...)`.
@@ -108,8 +117,10 @@ def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
   name = model_config.get('name')
   model_class = MODELS.get(name)
   _check_shared_options(model_config, model_class, channels)
-  if getattr(model_class, 'DOWNSAMPLES_PER_DEPTH', False) and image_size is not None:
-    _check_pooling_fits(name, model_config.depth, image_size)
+  if getattr(model_class, 'POOLINGS_PER_DEPTH', 0) and image_size is not None:
+    _check_pooling_fits(name, model_config.depth * model_class.POOLINGS_PER_DEPTH, image_size)
   options = model_config.get(name)
+  wants_operator = 'operator' in inspect.signature(model_class).parameters
   return MODELS.build(name, options, depth=model_config.depth, features=model_config.features,
-                      dtype=DTYPES.get(model_config.get('dtype')), bn_axis_name=bn_axis_name)
+                      dtype=DTYPES.get(model_config.get('dtype')), bn_axis_name=bn_axis_name,
+                      **({'operator': operator} if wants_operator else {}))

@@ -30,7 +30,7 @@ class ConvPoolAutoencoder(nn.Module):
       shares one constructor signature.
   """
   # Training patches must survive `depth` 2x2 poolings (inference pads instead).
-  DOWNSAMPLES_PER_DEPTH = True
+  POOLINGS_PER_DEPTH = 1  # one 2x2 pooling per level: image sides must survive `depth` of them
 
   depth: int = 3
   features: int = 32

@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnnrecon.models.common import upsample_nearest_2x
+
 
 class ConditionalInstanceNorm(nn.Module):
   """Instance norm whose affine scale and shift are a style-weighted mix of `styles` learned pairs."""
@@ -101,8 +103,6 @@ class TransformNet(nn.Module):
     for _ in range(self.depth):
       x = x + conv_norm(conv_norm(x, 4 * width, 3), 4 * width, 3, relu=False)
     for features in (2 * width, width):
-      batch, height, width_px, channels = x.shape
-      x = jax.image.resize(x, (batch, 2 * height, 2 * width_px, channels), 'nearest')
-      x = conv_norm(x, features, 3)
+      x = conv_norm(upsample_nearest_2x(x), features, 3)
     x = ReflectConv(images.shape[-1], 9, dtype=self.dtype)(x)
     return nn.sigmoid(x.astype(jnp.float32))

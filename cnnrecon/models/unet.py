@@ -41,7 +41,7 @@ class UNet(nn.Module):
     bn_axis_name: mesh axis over which BatchNorm statistics are averaged in
       data-parallel training, or None.
   """
-  DOWNSAMPLES_PER_DEPTH = True  # training patches must survive `depth` 2x2 poolings
+  POOLINGS_PER_DEPTH = 1  # one 2x2 pooling per level: image sides must survive `depth` of them
 
   depth: int = 4
   features: int = 32

@@ -1,7 +1,7 @@
 """Stylizing with a trained AdaIN decoder: any style image, one encoder + decoder pass per image.
 
-Training is the spine's (`cnnrecon train --config experiments/style_adain.py`):
-task `adain` (`cnnrecon.tasks.style`) with the `adain_decoder` model. At test
+Training is the shared one (`cnnrecon train --config experiments/style_adain.py`):
+task `adain` (`cnnrecon.style.tasks`) with the `adain_decoder` model. At test
 time (Huang & Belongie 2017, section 7) styles blend in feature space,
 t = sum_k w_k AdaIN(f(c), f(s_k)), and `alpha` trades style for content,
 t = alpha t + (1 - alpha) f(c), before the decoder.
@@ -18,11 +18,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cnnrecon import compiler, losses
+from cnnrecon import compiler
+from cnnrecon.style import losses
 from cnnrecon.models.adain import UPSAMPLING
 from cnnrecon.models.registry import build_model
-from cnnrecon.style.fast import pad_to_multiple, restore_style_net
-from cnnrecon.train import adain_loss
+from cnnrecon.style import adain_loss
+from cnnrecon.style.fast import load_style_workdir, reflect_pad_to_multiple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +63,7 @@ class AdaINNet:
 
   def encode(self, image: np.ndarray) -> dict[str, jax.Array]:
     """Encoder activations of one RGB image [H, W, 3] (sides padded to multiples of 8)."""
-    return self._encode(jnp.asarray(pad_to_multiple(image, UPSAMPLING)), self._frozen)
+    return self._encode(jnp.asarray(reflect_pad_to_multiple(image, UPSAMPLING)), self._frozen)
 
   def target(self, content_features: dict, style_features: Sequence[dict], weights: Sequence[float],
              alpha: float) -> jax.Array:
@@ -111,13 +112,11 @@ class AdaINNet:
     style_features = [self.encode(style) for style in styles]
     target = self.target(self.encode(content), style_features, weights, alpha)
     style_targets = [self.loss.style_features(features) for features in style_features]
-    padded = jnp.asarray(pad_to_multiple(image, UPSAMPLING))
+    padded = jnp.asarray(reflect_pad_to_multiple(image, UPSAMPLING))
     parts = self._parts(padded, target, style_targets, list(weights), self._frozen)
     return {key: float(value) for key, value in parts.items()}
 
 
 def load_adain_net(workdir: str | pathlib.Path) -> AdaINNet:
   """The best (lowest validation loss, else latest) decoder of a workdir trained for the `adain` task."""
-  config, variables, step = restore_style_net(workdir, task='adain', method='AdaIN style transfer',
-                                              experiment='style_adain')
-  return AdaINNet(config=config, variables=variables, step=step)
+  return load_style_workdir(workdir, task='adain', method='AdaIN style transfer', experiment='style_adain')

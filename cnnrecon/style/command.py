@@ -15,7 +15,7 @@ from cnnrecon.data.images import read_image, style_image_path, write_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
 from cnnrecon.style import adain, fast, gatys
-from cnnrecon.models.loss_network import DEFAULT_FEATURES, deepest, load_loss_network
+from cnnrecon.style.loss_network import DEFAULT_FEATURES, deepest, load_loss_network
 
 METHODS = ('gatys', 'fast', 'adain')
 TRAINED_METHODS = ('fast', 'adain')  # a net trained with experiments/style_<method>.py, given by --workdir
@@ -72,7 +72,7 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], *, out: str, m
   `init` starts from the content, the (first) style or noise; `pyramid` > 1
   optimises coarse to fine over that many scales (`gatys.stylize_pyramid`).
   `method` 'fast' and 'adain' run the net trained in `workdir`, or `net` (an
-  export loaded by `cnnrecon.export.style_nets.load_style_net` from
+  export loaded by `cnnrecon.style.exported.load_style_net` from
   `net_source`); `alpha`
   (adain) trades the style's features for the content's own (0 = content only).
 

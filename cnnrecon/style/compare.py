@@ -16,11 +16,11 @@ import numpy as np
 from cnnrecon.data.grids import image_grid
 from cnnrecon.data.images import write_image
 from cnnrecon.io import write_file_atomic
-from cnnrecon.models.loss_network import deepest, load_loss_network
+from cnnrecon.style.loss_network import deepest, load_loss_network
 from cnnrecon.style import gatys
 from cnnrecon.style.adain import AdaINNet
 from cnnrecon.style.fast import FastNet, stylize_and_score
-from cnnrecon.train import perceptual
+from cnnrecon.style import perceptual
 
 
 def gatys_settings_of(net: FastNet, *, steps: int = 200) -> gatys.GatysSettings:

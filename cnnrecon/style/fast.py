@@ -1,7 +1,7 @@
 """Stylizing with a trained fast (feed-forward) net: one forward pass per image, trained styles blendable.
 
-Training is the spine's (`cnnrecon train --config experiments/style_fast.py`):
-task `fast_style` (`cnnrecon.tasks.style`) with the `transform_net` model.
+Training is the shared one (`cnnrecon train --config experiments/style_fast.py`):
+task `fast_style` (`cnnrecon.style.tasks`) with the `transform_net` model.
 """
 
 import dataclasses
@@ -16,10 +16,10 @@ import ml_collections
 import numpy as np
 
 from cnnrecon import compiler
-from cnnrecon.config import config_from_dict
 from cnnrecon.errors import CnnreconError
+from cnnrecon.inference import load_trained
 from cnnrecon.models.registry import build_model
-from cnnrecon.train import checkpoint, perceptual
+from cnnrecon.style import perceptual
 
 SIDE_MULTIPLE = 4  # two stride-2 convs, then two x2 upsamplings
 
@@ -52,38 +52,37 @@ class FastNet:
   def __call__(self, image: np.ndarray, style_mix: Sequence[float]) -> np.ndarray:
     """Stylizes one RGB image [H, W, 3] in [0, 1] with a mix of the trained styles (weights sum to 1)."""
     height, width = image.shape[:2]
-    padded = pad_to_multiple(image, SIDE_MULTIPLE)
+    padded = reflect_pad_to_multiple(image, SIDE_MULTIPLE)
     mix = jnp.asarray([style_mix], jnp.float32)
     return np.asarray(self._apply(self.variables, padded, mix))[0, :height, :width]
 
 
-def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-  """`image` [H, W, C] reflect-padded at the bottom and right to sides divisible by `multiple`, as [1, H', W', C]."""
+def reflect_pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+  """`image` [H, W, C] reflect-padded at the bottom and right to sides divisible by `multiple`, as [1, H', W', C].
+
+  (The models' `common.pad_to_multiple` pads a batch inside the net and crops back there.)
+  """
   height, width = image.shape[:2]
   pad = [(0, -height % multiple), (0, -width % multiple), (0, 0)]
   return np.pad(image, pad, mode='reflect')[None].astype(np.float32)
 
 
-def restore_style_net(workdir: str | pathlib.Path, *, task: str, method: str, experiment: str
-                      ) -> tuple[ml_collections.ConfigDict, dict, int]:
-  """`(config, variables, step)` of a workdir's best (else latest) checkpoint, which must be trained for `task`.
+def load_style_workdir(workdir: str | pathlib.Path, *, task: str, method: str, experiment: str):
+  """The best (lowest validation loss, else latest) net of a workdir, which must be trained for `task`.
 
   Raises:
     CnnreconError: no checkpoint, or a workdir trained for another task.
   """
-  step, saved, variables = checkpoint.load_variables(workdir)
-  config = config_from_dict(saved)
-  if config.task.name != task:
-    raise CnnreconError(f'{workdir} was trained for task {config.task.name!r}, not {method}: pass a '
+  model = load_trained(workdir)
+  if model.config.task.name != task:
+    raise CnnreconError(f'{workdir} was trained for task {model.config.task.name!r}, not {method}: pass a '
                         f'workdir trained with experiments/{experiment}.py, or use --method gatys')
-  return config, variables, step
+  return model
 
 
 def load_fast_net(workdir: str | pathlib.Path) -> FastNet:
   """The best (lowest validation loss, else latest) transform net of a workdir trained for `fast_style`."""
-  config, variables, step = restore_style_net(workdir, task='fast_style', method='fast style transfer',
-                                              experiment='style_fast')
-  return FastNet(config=config, variables=variables, step=step)
+  return load_style_workdir(workdir, task='fast_style', method='fast style transfer', experiment='style_fast')
 
 
 def style_mix_for(net: FastNet, styles: Sequence[str], blend: Sequence[float]) -> list[float]:

@@ -17,24 +17,23 @@ import numpy as np
 import optax
 import tqdm
 
-from cnnrecon import losses
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.vgg import layer_names
-from cnnrecon.models.loss_network import LossNetwork
+from cnnrecon.style import losses
+from cnnrecon.style.loss_network import LossNetwork
+from cnnrecon.style.perceptual import CONTENT_LAYERS, GATYS_DEFAULTS, STYLE_LAYERS, gatys_terms
 
-CONTENT_LAYERS = ('relu4_2',)
-STYLE_LAYERS = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')
 OPTIMIZERS = ('adam', 'lbfgs')
 INITS = ('content', 'style', 'noise')
 
 
 @dataclasses.dataclass(frozen=True)
 class GatysSettings:
-  """Weights, layers and optimiser of one optimisation (defaults measured on VGG-16 hed weights)."""
+  """Weights, layers and optimiser of one optimisation (defaults: `perceptual.GATYS_DEFAULTS`)."""
 
-  content_weight: float = 1.0
-  style_weight: float = 1e3
-  tv_weight: float = 1e-5
+  content_weight: float = GATYS_DEFAULTS['content_weight']
+  style_weight: float = GATYS_DEFAULTS['style_weight']
+  tv_weight: float = GATYS_DEFAULTS['tv_weight']
   content_layers: tuple[str, ...] = CONTENT_LAYERS
   style_layers: tuple[str, ...] = STYLE_LAYERS
   style_layer_weights: tuple[float, ...] | None = None  # one per style layer; None = all 1
@@ -89,13 +88,9 @@ def make_loss(network: LossNetwork, content: np.ndarray, style_grams: dict, sett
   content_targets = network(jnp.asarray(content[None], jnp.float32))
 
   def loss(image):
-    features = network(image)
-    parts = {
-        'content': sum(losses.content_loss(features[l], content_targets[l]) for l in settings.content_layers),
-        'style': sum(weight * losses.style_loss(features[l], style_grams[l], normalisation=settings.gram_normalisation)
-                     for l, weight in zip(settings.style_layers, settings.layer_weights)),
-        'tv': losses.total_variation(image),
-    }
+    parts = gatys_terms(image, network(image), content_targets, style_grams, content_layers=settings.content_layers,
+                        style_layers=settings.style_layers, style_layer_weights=settings.layer_weights,
+                        normalisation=settings.gram_normalisation)
     total = (settings.content_weight * parts['content'] + settings.style_weight * parts['style']
              + settings.tv_weight * parts['tv'])
     return total, parts

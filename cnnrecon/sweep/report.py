@@ -145,7 +145,7 @@ def plot_metric_vs_values(rows: list[dict], key: str, path: pathlib.Path, metric
 
 
 def plot_curves(root: pathlib.Path, rows: list[dict], path: pathlib.Path) -> pathlib.Path:
-  """Validation PSNR (or loss, for style runs) against step, one line per run."""
+  """Validation PSNR against step, one line per run; validation loss when the runs log no PSNR."""
   fig = Figure(figsize=(8, 4.5), layout='constrained')
   FigureCanvasAgg(fig)
   axis = fig.subplots()
@@ -169,7 +169,7 @@ def plot_curves(root: pathlib.Path, rows: list[dict], path: pathlib.Path) -> pat
 def sweep_report(root: str | pathlib.Path) -> dict[str, pathlib.Path]:
   """Writes `<root>/results.csv`, `results.md`, `curves.png` and `<metric>_vs_<key>.png` per swept key.
 
-  The metric is the final report's PSNR, or for style runs (no PSNR) the final validation loss.
+  The metric is the final report's PSNR, or the final validation loss when no run reports a PSNR.
   """
   root = pathlib.Path(root)
   rows, runs = collect_rows(root)
@@ -178,7 +178,7 @@ def sweep_report(root: str | pathlib.Path) -> dict[str, pathlib.Path]:
            'md': write_file_atomic(root / 'results.md', _markdown(rows, keys, root)),
            'curves': plot_curves(root, rows, root / 'curves.png')}
   finished = [row['overrides'] for row in rows if row['status'] == 'finished']
-  # Style runs have no PSNR: their plots show the final validation loss.
+  # Runs whose report has no PSNR (style tasks) are plotted by their final validation loss.
   metric = 'psnr' if any(not math.isnan(row['psnr']) for row in rows) else 'final_val_loss'
   for key in keys:
     if key != 'seed' and len({json.dumps(run[key]) for run in finished if key in run}) > 1:

@@ -24,7 +24,6 @@ import time
 from typing import Any, Iterable, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -32,9 +31,9 @@ from cnnrecon import config as config_lib
 from cnnrecon import safety
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import train_and_evaluate
-from cnnrecon.evaluation.restore import load_trained
+from cnnrecon.export.signatures import concrete_specs, signature_of_model
+from cnnrecon.inference import load_trained
 from cnnrecon.io import write_file_atomic
-from cnnrecon.train.checks import PERCEPTUAL_LOSSES
 
 STATUS_FILE = 'sweep_status.json'
 SWEEP_FILE = 'sweep.json'
@@ -138,16 +137,16 @@ def run_config(spec: str, overrides: dict[str, Any]) -> ml_collections.ConfigDic
 
 
 def model_cost(workdir: pathlib.Path) -> tuple[int, float | None]:
-  """(parameter count, FLOPs per eval_crop² image from XLA's cost analysis of the lowered inference; None for
-  style nets, which take a style input too)."""
+  """(parameter count, FLOPs per eval_crop² example of the exported inference function, from XLA's cost analysis).
+
+  The function is the task's export signature (`Task.export_signature`): for a reconstruction task the
+  initial estimate and the net, for AdaIN the encoder too. None when XLA reports no FLOPs.
+  """
   model = load_trained(workdir)
   params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(model.variables['params']))
-  if model.config.task.name in PERCEPTUAL_LOSSES:
-    return params, None
-  side, channels = model.config.data.eval_crop, model.config.data.channels
-  image = jax.ShapeDtypeStruct((1, side, side, channels), jnp.float32)
+  signature = signature_of_model(model)
   # Counted on the lowered (not compiled) program: backends that call cuDNN report ~0 after compiling.
-  cost = model.apply.lower(model.variables, image).cost_analysis()
+  cost = jax.jit(signature.function).lower(*concrete_specs(signature, model.config.data.eval_crop)).cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   return params, float(cost['flops']) if cost and 'flops' in cost else None
 

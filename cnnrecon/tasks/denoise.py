@@ -1,18 +1,27 @@
 """Denoising tasks: additive white Gaussian noise (DnCNN's task) and Poisson noise."""
 
+from cnnrecon.losses import Loss
 from cnnrecon.ops.noise import GaussianNoise, PoissonNoise
-from cnnrecon.tasks.base import Labels, Loss, ReconstructionTask
+from cnnrecon.tasks.baselines import classical_denoisers_at
+from cnnrecon.tasks.base import Labels
+from cnnrecon.tasks.reconstruction import ReconstructionTask
 
 DENOISE_LABELS = Labels(observed='noisy', estimate='denoised')
 
 
-def gaussian(*, sigma: float, loss: Loss) -> ReconstructionTask:
-  """AWGN denoising at `sigma` (0-255 scale); classical denoisers are its baselines."""
-  operator = GaussianNoise(sigma)
-  return ReconstructionTask(operator=operator, loss=loss, labels=DENOISE_LABELS,
-                            classical_sigma=float(sigma) / 255.0 if sigma > 0 else None)
+class GaussianDenoising(ReconstructionTask):
+  """AWGN denoising at `sigma` (0-255 scale); scikit-image's classical denoisers are its baselines."""
+
+  @classmethod
+  def from_options(cls, *, sigma: float, loss: Loss) -> 'GaussianDenoising':
+    operator = GaussianNoise(sigma)
+    return cls(operator=operator, loss=loss, labels=DENOISE_LABELS,
+               baselines=classical_denoisers_at(float(sigma) / 255.0) if sigma > 0 else {})
 
 
-def poisson(*, peak: float, loss: Loss) -> ReconstructionTask:
+class PoissonDenoising(ReconstructionTask):
   """Poisson (shot) noise denoising with `peak` photons at white."""
-  return ReconstructionTask(operator=PoissonNoise(peak), loss=loss, labels=DENOISE_LABELS)
+
+  @classmethod
+  def from_options(cls, *, peak: float, loss: Loss) -> 'PoissonDenoising':
+    return cls(operator=PoissonNoise(peak), loss=loss, labels=DENOISE_LABELS)

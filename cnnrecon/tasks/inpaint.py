@@ -1,10 +1,14 @@
 """Inpainting: recover pixels dropped at random."""
 
+from cnnrecon.losses import Loss
 from cnnrecon.ops.masks import RandomPixelMask
-from cnnrecon.tasks.base import Labels, Loss, ReconstructionTask
+from cnnrecon.tasks.base import Labels
+from cnnrecon.tasks.reconstruction import ReconstructionTask
 
 
-def inpaint(*, keep_prob: float, loss: Loss) -> ReconstructionTask:
+class RandomPixelInpainting(ReconstructionTask):
   """Random-pixel inpainting: each pixel is kept with probability `keep_prob`."""
-  return ReconstructionTask(operator=RandomPixelMask(keep_prob), loss=loss,
-                            labels=Labels(observed='masked', estimate='inpainted'))
+
+  @classmethod
+  def from_options(cls, *, keep_prob: float, loss: Loss) -> 'RandomPixelInpainting':
+    return cls(operator=RandomPixelMask(keep_prob), loss=loss, labels=Labels(observed='masked', estimate='inpainted'))

@@ -4,8 +4,9 @@ A checkpoint holds the train state, the resolved config (JSON) and the data
 iterator state (grain's orbax handler). The state's `frozen` variables (e.g. a
 loss network) are not saved: they never change, and the task supplies them
 again on restore. The manager keeps the last
-`train.keep_checkpoints` steps plus the best one by validation PSNR, saves
-asynchronously, and never executes code on load (no pickle).
+`train.keep_checkpoints` steps plus the best one by the task's validation
+score (`Task.best_checkpoint`), saves asynchronously, and never executes code
+on load (no pickle).
 """
 
 import contextlib
@@ -23,7 +24,15 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as policies
 
 from cnnrecon.errors import CheckpointUnreadable, CnnreconError
 
-BEST_METRIC = 'eval_psnr'
+# The checkpoint metric that picks the best step: the task's validation score, higher is better (PSNR, or
+# minus the validation loss for tasks whose best checkpoint has the lowest loss).
+SCORE_KEY = 'validation_score'
+# Its name in workdirs written before the score was named for what it holds (for every task, PSNR or -loss).
+LEGACY_SCORE_KEY = 'eval_psnr'
+
+
+def _score(metrics: dict) -> float:
+  return metrics[SCORE_KEY] if SCORE_KEY in metrics else metrics[LEGACY_SCORE_KEY]
 
 
 def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -37,7 +46,7 @@ def open_manager(workdir: str | pathlib.Path, *, keep: int = 3, read_only: bool 
   Args:
     workdir: the experiment directory.
     keep: how many of the most recent checkpoints to keep (the best by
-      validation PSNR is kept in addition).
+      validation score is kept in addition).
     read_only: open for restoring only (eval, denoise, export).
 
   Returns:
@@ -45,12 +54,10 @@ def open_manager(workdir: str | pathlib.Path, *, keep: int = 3, read_only: bool 
   """
   preserve = policies.AnyPreservationPolicy([
       policies.LatestN(n=keep),
-      policies.BestN(get_metric_fn=lambda metrics: metrics[BEST_METRIC], n=1,
-                     keep_checkpoints_without_metrics=False),
+      policies.BestN(get_metric_fn=_score, n=1, keep_checkpoints_without_metrics=False),
   ])
   options = ocp.CheckpointManagerOptions(
-      preservation_policy=preserve, read_only=read_only, create=not read_only,
-      best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='max')
+      preservation_policy=preserve, read_only=read_only, create=not read_only, best_fn=_score, best_mode='max')
   try:
     return ocp.CheckpointManager(
         checkpoint_dir(workdir), options=options,
@@ -61,12 +68,15 @@ def open_manager(workdir: str | pathlib.Path, *, keep: int = 3, read_only: bool 
 
 
 def save(manager: ocp.CheckpointManager, step: int, *, state: Any, config: dict,
-         data_iterator: Any | None, eval_psnr: float | None = None) -> None:
-  """Saves state, config and data iterator state at `step` (asynchronously)."""
+         data_iterator: Any | None, validation_score: float | None = None) -> None:
+  """Saves state, config and data iterator state at `step` (asynchronously).
+
+  `validation_score` (higher is better) ranks the checkpoint for "best"; None for an unvalidated step.
+  """
   items = {'state': ocp.args.StandardSave(_saved_fields(state)), 'config': ocp.args.JsonSave(config)}
   if data_iterator is not None:
     items['data'] = grain.checkpoint.CheckpointSave(data_iterator)
-  metrics = None if eval_psnr is None else {BEST_METRIC: float(eval_psnr)}
+  metrics = None if validation_score is None else {SCORE_KEY: float(validation_score)}
   manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
 
 
@@ -182,7 +192,7 @@ def restore_arrays(manager: ocp.CheckpointManager, step: int) -> dict:
 
 
 def best_or_latest_step(manager: ocp.CheckpointManager) -> int:
-  """The best step by validation PSNR, else the latest; explains an empty workdir."""
+  """The best step by validation score, else the latest; explains an empty workdir."""
   step = manager.best_step()
   if step is None:
     step = manager.latest_step()
@@ -235,7 +245,7 @@ def load_variables(workdir: str | pathlib.Path, *, step: int | str | None = None
 
   Args:
     workdir: a directory written by `cnnrecon train` (or a weights import).
-    step: which checkpoint (`chosen_step`): the best by validation PSNR
+    step: which checkpoint (`chosen_step`): the best by validation score
       (default, else the latest), 'latest', or a step number.
 
   Returns:

@@ -13,11 +13,10 @@ import numpy as np
 from cnnrecon import compiler
 from cnnrecon import config as config_lib
 from cnnrecon.errors import CnnreconError
-from cnnrecon.losses import get_loss
 from cnnrecon.metrics import SSIM_WINDOW
 from cnnrecon.models.registry import build_model
-from cnnrecon.tasks import ReconstructionTask, build_task
-from cnnrecon.train import adain_loss, checkpoint, parallel, perceptual
+from cnnrecon.tasks import task_class
+from cnnrecon.train import checkpoint, parallel
 from cnnrecon.train.state import make_optimizer
 
 ON_NONFINITE = ('stop', 'skip_step')
@@ -27,53 +26,6 @@ _SIZE_SCAN_LIMIT = 5000
 # and ReLU results kept for the backward pass, plus its gradients): a deliberately low estimate,
 # so that only configs that cannot fit are refused.
 _BYTES_PER_ACTIVATION = 2 * 4
-
-
-# Tasks trained on a perceptual loss (a frozen VGG, `train/perceptual.py`) instead of `config.train.loss`.
-PERCEPTUAL_LOSSES = {'fast_style': perceptual.fast_style_loss, 'adain': adain_loss.adain_loss}
-
-
-def make_task(config: ml_collections.ConfigDict) -> ReconstructionTask:
-  """The task `config.task` names, with the pixel loss `config.train.loss` (a perceptual loss for style)."""
-  build_loss = PERCEPTUAL_LOSSES.get(config.task.name)
-  if build_loss is not None:
-    return build_task(config.task, loss=build_loss(config.task[config.task.name], seed=config.seed))
-  return build_task(config.task, loss=get_loss(config.train.loss))
-
-
-def check_task(config: ml_collections.ConfigDict) -> None:
-  """Checks the task's options, without reading the weights and images a style task needs."""
-  if config.task.name == 'fast_style':
-    _check_fast_style(config)
-  elif config.task.name == 'adain':
-    _check_adain(config)
-  else:
-    make_task(config)
-
-
-def _check_adain(config: ml_collections.ConfigDict) -> None:
-  adain_loss.check_adain_options(config.task.adain)
-  if config.model.name != 'adain_decoder' or config.data.channels != 3:
-    raise CnnreconError('task adain trains an RGB decoder: set --config.model.name=adain_decoder and '
-                        f'--config.data.channels=3 (now {config.model.name}, {config.data.channels} channel(s))')
-  for key in ('patch_size', 'eval_crop'):
-    if config.data[key] % 8:
-      raise CnnreconError(f'data.{key}={config.data[key]}: the AdaIN decoder needs a multiple of 8 (it inverts '
-                          f'three VGG poolings): set --config.data.{key}={config.data[key] // 8 * 8 or 8}')
-
-
-def _check_fast_style(config: ml_collections.ConfigDict) -> None:
-  perceptual.check_fast_style_options(config.task.fast_style)
-  styles = len(config.task.fast_style.styles)
-  if config.model.name != 'transform_net' or config.data.channels != 3:
-    raise CnnreconError('task fast_style trains an RGB transform net: set --config.model.name=transform_net '
-                        f'and --config.data.channels=3 (now {config.model.name}, {config.data.channels} channel(s))')
-  if config.model.transform_net.styles != styles:
-    raise CnnreconError(f'model.transform_net.styles={config.model.transform_net.styles} but task.fast_style has '
-                        f'{styles} style(s): set --config.model.transform_net.styles={styles}')
-  if config.data.patch_size % 4:
-    raise CnnreconError(f'data.patch_size={config.data.patch_size}: the transform net needs a multiple of 4 '
-                        '(two stride-2 convs, then two x2 upsamplings)')
 
 
 def _positive_int(value, key: str) -> None:
@@ -98,7 +50,7 @@ def validate_config(config: ml_collections.ConfigDict, *, stop_at: int | None = 
   if stop_at is not None and not 1 <= stop_at <= config.train.steps:
     raise CnnreconError(f'--stop-at {stop_at} is outside the run (train.steps={config.train.steps}): '
                         f'pass a step from 1 to {config.train.steps}')
-  check_task(config)
+  task_class(config).check_config(config)
   if config.train.loss == 'ssim' and config.data.patch_size < SSIM_WINDOW:
     raise CnnreconError(f'train.loss=ssim needs patches of at least {SSIM_WINDOW}x{SSIM_WINDOW} (its window); '
                         f'data.patch_size is {config.data.patch_size}: raise it or use --config.train.loss=mse')
@@ -121,8 +73,20 @@ def _available_memory_bytes() -> int:
   return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
 
+def _check_whole_images(config: ml_collections.ConfigDict, source: Sequence) -> None:
+  """A task that trains on whole images needs every training image to be data.patch_size square."""
+  for i in range(min(len(source), _SIZE_SCAN_LIMIT)):
+    shape = np.shape(source[i]['image'])[:2]
+    if shape != (config.data.patch_size,) * 2:
+      raise CnnreconError(f'task {config.task.name} trains on whole images, but image {i} of {config.data.train} '
+                          f'is {shape[0]}x{shape[1]} px: use images of one size and set --config.data.patch_size '
+                          'to their side')
+
+
 def check_sizes(config: ml_collections.ConfigDict, train_source: Sequence, eval_source: Sequence) -> None:
   """Refuses patches or crops larger than every image, and steps whose activations cannot fit in memory."""
+  if task_class(config).trains_on == 'images':
+    _check_whole_images(config, train_source)
   for key, source, spec in (('patch_size', train_source, config.data.train),
                             ('eval_crop', eval_source, config.data.eval)):
     largest = largest_image_side(source)

@@ -24,13 +24,13 @@ from cnnrecon.io import write_file_atomic
 from cnnrecon.models.registry import build_model
 from cnnrecon.safety import PreemptionSignals, WorkdirLock, check_workdir_usable
 from cnnrecon.train import checkpoint, parallel, provenance
-from cnnrecon.train.checks import (check_resumable, check_sizes, discard_checkpoints_after, make_task,
-                                   validate_config)
+from cnnrecon.tasks import build_task
+from cnnrecon.train.checks import check_resumable, check_sizes, discard_checkpoints_after, validate_config
 from cnnrecon.train.metric_writer import truncate_after, wall_time_logged
 from cnnrecon.train.state import create_train_state, make_optimizer
 from cnnrecon.train.training_run import TrainingRun
 
-__all__ = ['initialize_from', 'make_task', 'train', 'validate_config', 'workdir_lock']
+__all__ = ['initialize_from', 'train', 'validate_config', 'workdir_lock']
 
 
 def workdir_lock(workdir: pathlib.Path):
@@ -107,8 +107,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
 
 
 def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> dict:
-  task = make_task(config)
-  model = build_model(config.model, channels=config.data.channels, bn_axis_name=parallel.AXIS)
+  task = build_task(config)
+  model = build_model(config.model, channels=config.data.channels, bn_axis_name=parallel.AXIS, operator=task.forward_operator())
   data_parallel = parallel.DataParallel(config.parallel)
   local_batch = parallel.per_process_batch_size(config.data.batch_size)
   train_source, eval_source = _load_sources(config)

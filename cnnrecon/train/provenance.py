@@ -20,8 +20,10 @@ from collections import Counter
 import jax
 import ml_collections
 
-import cnnrecon
 from cnnrecon.io import write_file_atomic
+from cnnrecon.version import __version__
+
+_SOURCES = pathlib.Path(__file__).resolve().parents[1]  # the cnnrecon package folder
 
 RUN_FILE = 'run.json'
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'grain', 'ml-collections')
@@ -33,7 +35,7 @@ def _now() -> str:
 
 def package_versions() -> dict[str, str | None]:
   """Python's and the numerical packages' versions (None: not installed)."""
-  versions = {'python': platform.python_version(), 'cnnrecon': cnnrecon.__version__}
+  versions = {'python': platform.python_version(), 'cnnrecon': __version__}
   for name in PACKAGES:
     try:
       versions[name] = importlib.metadata.version(name)
@@ -42,7 +44,7 @@ def package_versions() -> dict[str, str | None]:
   return versions
 
 
-def git_state(source: pathlib.Path = pathlib.Path(cnnrecon.__file__).parent) -> dict[str, object]:
+def git_state(source: pathlib.Path = _SOURCES) -> dict[str, object]:
   """`{'commit', 'dirty'}` of the git checkout holding the cnnrecon sources (None each outside one)."""
   def git(*args):
     return subprocess.run(['git', *args], cwd=source, capture_output=True, text=True, timeout=30, check=True).stdout

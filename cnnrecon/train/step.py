@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from cnnrecon import metrics as metrics_lib
-from cnnrecon.tasks import ReconstructionTask
+from cnnrecon.tasks import Task
 from cnnrecon.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -37,7 +37,7 @@ def _model_variables(state: TrainState, params=None) -> dict:
   return {'params': state.params if params is None else params, 'batch_stats': state.batch_stats}
 
 
-def train_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
+def train_step(state: TrainState, batch: Batch, *, task: Task,
                axis_name: str | None = None,
                skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a (per-device) batch.
@@ -75,26 +75,19 @@ def train_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
   return state, {'loss': loss, 'psnr': _mean_over(psnr, axis_name), 'grad_norm': grad_norm}
 
 
-def eval_step(state: TrainState, batch: Batch, *, task: ReconstructionTask,
+def eval_step(state: TrainState, batch: Batch, *, task: Task,
               axis_name: str | None = None) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
   """Evaluates the model (BatchNorm in inference mode) on a (per-device) batch.
 
   Returns:
-    `{'loss', 'psnr', 'observed_psnr'}` averaged over the global batch
-    (`observed_psnr` scores the model input, the "no model" estimate; style
-    tasks have none), and the
-    `{'model_input', 'estimate'}` images (for image grids: both have the
-    target's shape, whatever the shape of the observation; `model_input` is
-    the task's "no model" estimate).
+    `{'loss', **task.eval_metrics}` averaged over the global batch (e.g.
+    `psnr` and `initial_estimate_psnr`, which scores the model input, the
+    estimate without a model), and the `{'model_input', 'estimate'}` images
+    (for image grids: both have the target's shape, whatever the shape of the
+    observation; `model_input` is the task's estimate without a model).
   """
   example = task.prepare(example_keys(state, batch['example_seed']), batch['target'], state.frozen)
   outputs = state.apply_fn(_model_variables(state), example['model_input'], train=False)
-  target, no_model = example['target'], task.no_model_estimate(example)
-  results = {
-      'loss': task.compute_loss(outputs, example, state.frozen),
-      'psnr': jnp.mean(metrics_lib.psnr(jnp.clip(outputs, 0.0, 1.0), target)),
-  }
-  if not task.is_style_task:  # a style task's "no model" image is its target: an infinite PSNR
-    results['observed_psnr'] = jnp.mean(metrics_lib.psnr(no_model, target))
+  results = {'loss': task.compute_loss(outputs, example, state.frozen), **task.eval_metrics(outputs, example)}
   metrics = {name: _mean_over(value, axis_name) for name, value in results.items()}
-  return metrics, {'model_input': no_model, 'estimate': jnp.clip(outputs, 0.0, 1.0)}
+  return metrics, {'model_input': task.no_model_estimate(example), 'estimate': jnp.clip(outputs, 0.0, 1.0)}

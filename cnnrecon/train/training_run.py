@@ -74,13 +74,13 @@ class TrainingRun:
       self.writer.write_image_columns(step, GRID_TAG, columns)
     return {f'eval/{name}': float(value) for name, value in metrics.items()}
 
-  def save(self, step, state, eval_psnr=None):
-    """Saves asynchronously; a non-finite validation PSNR never makes a checkpoint "best"."""
-    if eval_psnr is not None and not math.isfinite(eval_psnr):
-      eval_psnr = -math.inf
+  def save(self, step, state, validation_score=None):
+    """Saves asynchronously; a non-finite validation score never makes a checkpoint "best"."""
+    if validation_score is not None and not math.isfinite(validation_score):
+      validation_score = -math.inf
     with explain_disk_full(f'checkpoint {step} into {checkpoint.checkpoint_dir(self.workdir)}'):
       checkpoint.save(self.manager, step, state=self.data_parallel.for_checkpoint(state),
-                      config=self.config.to_dict(), data_iterator=self.batches, eval_psnr=eval_psnr)
+                      config=self.config.to_dict(), data_iterator=self.batches, validation_score=validation_score)
 
   def train(self, state, start: int, stop: int, *, eval_batch, signals, wall_time_offset: float = 0.0) -> dict:
     """Runs steps `start + 1 .. stop`; returns the last metrics and the final host state."""
@@ -126,17 +126,17 @@ class TrainingRun:
                           img_s=f"{scalars['train/images_per_s']:.0f}")
           last.update(scalars)
           window_start, window_steps = time.perf_counter(), 0
-        eval_psnr = None
+        validation_score = None
         if evaluate:
           scalars = self.validate(step, state, eval_batch)
           self.writer.write_scalars(step, scalars)
           last.update(scalars)
-          # The checkpoint kept as "best": highest validation PSNR, or for a style task (whose PSNR
-          # only says how close the result stays to the content) the lowest validation loss.
-          eval_psnr = -scalars['eval/loss'] if self.task.is_style_task else scalars['eval/psnr']
+          # Ranks the checkpoint for "best" by the task's metric (PSNR, or a style task's loss).
+          validation_score = self.task.best_checkpoint.score(
+              {name.removeprefix('eval/'): value for name, value in scalars.items()})
           window_start = time.perf_counter()
         if save:
-          self.save(step, state, eval_psnr)
+          self.save(step, state, validation_score)
           last_save, save_in_flight = time.perf_counter(), True
         bar.update(1)
         last['step'] = step

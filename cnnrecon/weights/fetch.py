@@ -21,7 +21,7 @@ import zipfile
 
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import sha256_of
-from cnnrecon.models.loss_network import weights_path
+from cnnrecon.style.loss_network import weights_path
 from cnnrecon.weights.vgg import import_feature_weights
 
 

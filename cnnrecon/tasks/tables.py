@@ -1,19 +1,17 @@
-"""Result tables of an evaluation: terminal table, results.md, results.csv, summary.json.
+"""Result tables of a reconstruction evaluation: terminal table, results.md, results.csv, summary.json.
 
-`rows[method][image] = {"psnr", "ssim"}` come from `evaluation.scoring` in
-display order (the observed row first, baselines, the model last); every
-table states the scoring convention in its notes.
+`rows[method][image] = {"psnr", "ssim"}` come from `tasks.scoring` in
+display order (the initial-estimate row first, baselines, the model last);
+every table states the scoring convention in its notes. The texts are
+returned; the evaluation layer writes them.
 """
 
 import csv
 import io
 import json
-import os
-import pathlib
 from typing import Mapping
 
-from cnnrecon.evaluation.scoring import MODEL, Rows, summarize
-from cnnrecon.io import write_file_atomic
+from cnnrecon.tasks.scoring import MODEL, Rows, summarize
 
 AVERAGE = 'Average'
 TABLE_FILES = ('results.md', 'results.csv', 'summary.json')
@@ -113,24 +111,26 @@ def _csv(rows: Rows) -> str:
   return buffer.getvalue()
 
 
-def write_tables(rows: Rows, out_dir: str | os.PathLike, *, title: str,
-                 notes: str | None = None) -> dict[str, pathlib.Path]:
-  """Writes results.md, results.csv and summary.json into `out_dir`.
+def table_files(rows: Rows, *, title: str, notes: str | None = None) -> dict[str, str]:
+  """The texts of results.md, results.csv and summary.json.
 
   Args:
     rows: `rows[method][image] = {"psnr", "ssim"}`; every method must cover
       the same images.
-    out_dir: folder, created if missing.
     title: Markdown heading (say the task, dataset and noise level).
     notes: optional Markdown paragraph under the title (e.g. the protocol).
-
-  Returns:
-    {"markdown": path, "csv": path, "summary": path}.
   """
-  out_dir = pathlib.Path(out_dir)
-  return {
-      'markdown': write_file_atomic(out_dir / 'results.md', _markdown(rows, title, notes)),
-      'csv': write_file_atomic(out_dir / 'results.csv', _csv(rows)),
-      'summary': write_file_atomic(
-          out_dir / 'summary.json', json.dumps(summary_json(rows), indent=2) + '\n'),
-  }
+  return {'results.md': _markdown(rows, title, notes), 'results.csv': _csv(rows),
+          'summary.json': json.dumps(summary_json(rows), indent=2) + '\n'}
+
+
+def gains_table(rows_summary: Mapping[str, Mapping[str, float]], reference: str | None) -> list[str]:
+  """report.md's table: methods sorted by PSNR (best first) with gains over the `reference` row."""
+  base = rows_summary.get(reference)
+  lines = [f'| method | PSNR (dB) | SSIM | ΔPSNR vs {reference} | ΔSSIM vs {reference} |',
+           '|---|---:|---:|---:|---:|']
+  for method, m in sorted(rows_summary.items(), key=lambda kv: -kv[1]['psnr']):
+    deltas = (f"{m['psnr'] - base['psnr']:+.2f} | {m['ssim'] - base['ssim']:+.4f}"
+              if base else '– | –')
+    lines.append(f"| {method} | {m['psnr']:.2f} | {m['ssim']:.4f} | {deltas} |")
+  return lines

@@ -1,9 +1,9 @@
-"""Loading an exported model: checks the sha256 sums, then runs the StableHLO with jax alone.
+"""Exported models: the sha256 check of an export directory, and its StableHLO run with jax alone.
 
-This module imports only jax, numpy, `cnnrecon.errors` and `cnnrecon.compiler`
-(XLA options), so an exported
-StableHLO model runs where the model code (flax, `cnnrecon.models`) is not
-installed. The `params` form needs the model code: `load` imports it only then.
+This module imports only jax, numpy, `cnnrecon.errors`, `cnnrecon.io` and
+`cnnrecon.compiler` (XLA options), so an exported StableHLO model runs where
+the model code (flax, `cnnrecon.models`) is not installed. The `params` form
+needs the model code: `cnnrecon.inference.load_export` imports it only then.
 """
 
 import dataclasses
@@ -87,12 +87,14 @@ class ExportedModel:
 
   @property
   def task(self) -> str:
-    """The task the model was trained for (denoise, inpaint, fast_style, adain, ...)."""
+    """The name of the task the model was trained for (gaussian, inpaint, fast_style, adain, ...)."""
     return self.manifest['task']['name']
 
-  def check_inputs(self, arrays: tuple) -> None:
-    """One-line errors for a wrong number of inputs, channels or image sides."""
+  def check_inputs(self, arrays: tuple, *, name: str | None = None) -> None:
+    """One-line errors for a wrong number of inputs, channels or image sides (`name` names a single input)."""
     inputs = self.manifest['inputs']
+    if name is not None and len(inputs) == 1:
+      inputs = [{**inputs[0], 'name': name}]
     if len(arrays) != len(inputs):
       raise CnnreconError(f'this exported {self.task} model takes {len(inputs)} inputs '
                           f'({", ".join(item["name"] for item in inputs)}), not {len(arrays)}')
@@ -105,6 +107,8 @@ class ExportedModel:
       elif item['kind'] == 'mix' and (len(shape) != 2 or shape[-1] != item['size']):
         raise CnnreconError(f'{item["name"]} has shape {shape}; it must be (batch, {item["size"]}): one weight per '
                             f'trained style ({", ".join(self.manifest["task"].get("styles", []))}), summing to 1')
+      elif item['kind'] == 'vector' and (len(shape) != 2 or shape[-1] != item['size']):
+        raise CnnreconError(f'{item["name"]} has shape {shape}; it must be (batch, {item["size"]})')
 
   @functools.cached_property
   def _call(self):
@@ -112,31 +116,42 @@ class ExportedModel:
     # faster there and gives the in-memory model's numbers.
     return compiler.jit(self.exported.call)
 
+  @property
+  def step(self) -> int:
+    """The exported checkpoint's step."""
+    return self.manifest['source']['step']
+
+  @property
+  def observation_channels(self) -> int:
+    """The channels (or length) of the first input, the observation of a reconstruction export."""
+    return self.manifest['inputs'][0]['size']
+
+  def restore(self, observed: np.ndarray) -> np.ndarray:
+    """The estimate of one observation (an export of a reconstruction task maps observations to estimates)."""
+    return self(np.asarray(observed)[None])[0]
+
   def __call__(self, *arrays) -> np.ndarray:
-    """Runs the model on NHWC float32 arrays (numpy or jax) after checking their shapes."""
+    """Runs the model on float32 arrays (numpy or jax; images NHWC) after checking their shapes."""
     self.check_inputs(arrays)
     return np.asarray(self._call(*(np.asarray(array, np.float32) for array in arrays)))
 
 
-def load(directory: str | pathlib.Path):
-  """Loads an export written by `cnnrecon export` after checking its sha256 sums.
-
-  Returns:
-    For `--format stablehlo`, an `ExportedModel` (needs only jax); for
-    `--format params`, the model as `cnnrecon.load_model` returns it.
+def read_export(directory: str | pathlib.Path) -> dict:
+  """The manifest of an export directory, after checking every file's sha256 sum.
 
   Raises:
-    CnnreconError: not an export, a tampered or damaged file, or a format
-      this function does not load (a SavedModel: load it with TensorFlow).
+    CnnreconError: not an export, a tampered or damaged file.
   """
   directory = pathlib.Path(directory)
   if not directory.is_dir():
     raise CnnreconError(f'export directory {directory} does not exist: make it with '
                         '`cnnrecon export --workdir RUN --out DIR`')
-  manifest = verify(directory)
-  if manifest['format'] == 'params':
-    from cnnrecon.export.params import model_from_export  # pylint: disable=import-outside-toplevel  # needs flax
-    return model_from_export(directory, manifest)
+  return verify(directory)
+
+
+def stablehlo_model(directory: str | pathlib.Path, manifest: dict) -> ExportedModel:
+  """The StableHLO model of an export whose files `verify` has checked (and returned `manifest` of)."""
+  directory = pathlib.Path(directory)
   if manifest['format'] != 'stablehlo':
     raise CnnreconError(f'{directory} holds a {manifest["format"]} export; load it with TensorFlow '
                         '(tf.saved_model.load), or export --format stablehlo for jax')

@@ -1,8 +1,4 @@
-"""AdaIN's encoder and loss (Huang & Belongie 2017): content against the AdaIN target, mean / std style terms.
-
-Built in the train layer for the same reason as `perceptual.GramPerceptualLoss`:
-it joins the models (VGG) and losses that `cnnrecon.tasks` may not import.
-"""
+"""AdaIN's encoder and loss (Huang & Belongie 2017): content against the AdaIN target, mean / std style terms."""
 
 import dataclasses
 import pathlib
@@ -13,13 +9,24 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cnnrecon import losses
+from cnnrecon.style import losses
 from cnnrecon.data.images import list_images, style_image_path
 from cnnrecon.data.pipeline import center_crop
 from cnnrecon.errors import CnnreconError
-from cnnrecon.models.loss_network import LossNetwork, deepest, load_loss_network
+from cnnrecon.style.loss_network import LossNetwork, deepest, load_loss_network
 from cnnrecon.models.vgg import layer_names
-from cnnrecon.train.perceptual import read_styles
+from cnnrecon.style.perceptual import read_styles
+
+
+def adain_defaults() -> ml_collections.ConfigDict:
+  """`config.task.adain`: `styles` are image files, folders of them (every image inside) or shipped
+  paintings, resized to `style_size` on their short side (center squares; each example gets a random
+  crop of one); a decoder learns to invert AdaIN at `content_layer` of the `features` VGG; loss =
+  content + style_weight * mean/std loss at `style_layers`."""
+  return ml_collections.ConfigDict({
+      'styles': ('starry_night', 'the_scream', 'shipwreck'), 'style_size': 512, 'features': 'vgg16-hed',
+      'style_weight': 10.0, 'content_layer': 'relu4_1', 'style_layers': ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1')})
+
 
 def style_files(styles) -> list[pathlib.Path]:
   """Every style image `styles` names: files, shipped painting names, or folders (all their images)."""

@@ -1,11 +1,11 @@
-"""The perceptual loss of the style tasks: a frozen VGG, the styles' Gram matrices, content and TV terms.
+"""Gatys et al.'s perceptual loss: a frozen VGG, Gram-matrix style terms, content and TV terms, one set of defaults.
 
-Built here, in the train layer, because it joins the models (VGG) and losses
-(Gram, content, TV) that `cnnrecon.tasks` may not import. The formulas are
-Gatys et al.'s, exactly as `cnnrecon.style.gatys` optimises them per image,
-so a fast net and an image optimisation are scored on the same loss.
-
-AdaIN's encoder and loss are in `adain_loss.py`.
+`gatys_terms` is the loss's one definition: the fast-style task trains on it
+(`GramPerceptualLoss`) and `cnnrecon.style.gatys` optimises single images
+against it, so a fast net and an image optimisation are scored on the same
+loss. `GATYS_DEFAULTS` are the weights and layers of both (and of
+`config.task.fast_style`, `fast_style_defaults`). AdaIN's encoder and loss are
+in `adain_loss.py`.
 """
 
 import dataclasses
@@ -17,11 +17,46 @@ import ml_collections
 import numpy as np
 import skimage.transform
 
-from cnnrecon import losses
+from cnnrecon.style import losses
 from cnnrecon.data.images import read_image, style_image_path
 from cnnrecon.errors import CnnreconError
-from cnnrecon.models.loss_network import LossNetwork, deepest, load_loss_network
+from cnnrecon.style.loss_network import LossNetwork, deepest, load_loss_network
 from cnnrecon.models.vgg import layer_names
+
+
+CONTENT_LAYERS = ('relu4_2',)
+STYLE_LAYERS = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')
+# Weights and layers of Gatys' loss, measured on the VGG-16 hed weights.
+GATYS_DEFAULTS = {'content_weight': 1.0, 'style_weight': 1e3, 'tv_weight': 1e-5,
+                  'content_layers': CONTENT_LAYERS, 'style_layers': STYLE_LAYERS}
+
+
+def fast_style_defaults() -> ml_collections.ConfigDict:
+  """`config.task.fast_style`: the styles (image files or names of the paintings shipped in
+  cnnrecon/data/paintings), resized to `style_size` on their short side, and Gatys' loss on the
+  `features` VGG (`GATYS_DEFAULTS`)."""
+  return ml_collections.ConfigDict({'styles': ('starry_night',), 'style_size': 256, 'features': 'vgg16-hed',
+                                    **GATYS_DEFAULTS})
+
+
+def gatys_terms(image: jax.Array, features: dict, content_targets: dict, style_grams: dict, *,
+                content_layers, style_layers, style_layer_weights, normalisation: str = 'johnson') -> dict:
+  """The unweighted `{'content', 'style', 'tv'}` terms of Gatys' loss for a batch of images.
+
+  Args:
+    image: the images [B, H, W, 3] being scored (or optimised).
+    features: their named VGG activations.
+    content_targets: the content images' activations (targets of the content term).
+    style_grams: per style layer, the target Gram matrices ([B or 1, C, C], `normalisation`).
+    content_layers, style_layers, style_layer_weights: the layers and the style layers' weights.
+    normalisation: of the Gram matrices ('johnson' or 'gatys', see `losses.style_loss`).
+  """
+  return {
+      'content': sum(losses.content_loss(features[l], content_targets[l]) for l in content_layers),
+      'style': sum(weight * losses.style_loss(features[l], style_grams[l], normalisation=normalisation)
+                   for l, weight in zip(style_layers, style_layer_weights)),
+      'tv': losses.total_variation(image),
+  }
 
 
 def resize_short_side(image: np.ndarray, side: int) -> np.ndarray:
@@ -76,19 +111,13 @@ class GramPerceptualLoss:
     return {'vgg': self.network.variables, 'grams': {layer: jnp.stack(g) for layer, g in grams.items()}}
 
   def parts(self, estimate: jax.Array, content: jax.Array, style_mix: jax.Array, frozen: Any) -> dict:
-    """The unweighted `{'content', 'style', 'tv'}` terms of a batch."""
+    """The unweighted `{'content', 'style', 'tv'}` terms of a batch, against the `style_mix` blend of Grams."""
     variables = jax.lax.stop_gradient(frozen['vgg'])
     features = self.network.vgg.apply(variables, estimate)
     targets = jax.lax.stop_gradient(self.network.vgg.apply(variables, content))
-    style_terms = []
-    for layer, weight in zip(self.style_layers, self.style_layer_weights):
-      target_gram = jnp.einsum('bs,sij->bij', style_mix, frozen['grams'][layer])
-      style_terms.append(weight * losses.style_loss(features[layer], target_gram))
-    return {
-        'content': sum(losses.content_loss(features[l], targets[l]) for l in self.content_layers),
-        'style': sum(style_terms),
-        'tv': losses.total_variation(estimate),
-    }
+    grams = {layer: jnp.einsum('bs,sij->bij', style_mix, frozen['grams'][layer]) for layer in self.style_layers}
+    return gatys_terms(estimate, features, targets, grams, content_layers=self.content_layers,
+                       style_layers=self.style_layers, style_layer_weights=self.style_layer_weights)
 
   def __call__(self, estimate: jax.Array, content: jax.Array, style_mix: jax.Array, frozen: Any) -> jax.Array:
     parts = self.parts(estimate, content, style_mix, frozen)

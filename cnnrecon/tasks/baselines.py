@@ -1,11 +1,11 @@
-"""Classical (non-learned) denoisers from scikit-image, used as baselines.
+"""Classical (non-learned) denoisers from scikit-image, the baselines of the AWGN denoising task.
 
 Every denoiser has the signature `denoise(noisy, sigma) -> estimate`:
 `noisy` is one float image HxWxC (C = 1 or 3) that may lie outside [0, 1]
 because the added noise is not clipped, and `sigma` is the noise standard
 deviation on the 0..1 scale (sigma=25 in a config -> 25/255 here). The
 estimate has the same shape and is float32; it is not clipped (evaluation
-decides that, see `cnnrecon.evaluation.scoring`).
+decides that, see `cnnrecon.tasks.scoring`).
 
 Parameter rules (measured with AWGN, numpy seed 0, PSNR on [0, 1]):
 
@@ -24,7 +24,7 @@ Parameter rules (measured with AWGN, numpy seed 0, PSNR on [0, 1]):
   gallery. Needs PyWavelets (`pip install PyWavelets`).
 """
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from skimage import restoration
@@ -32,6 +32,8 @@ from skimage import restoration
 from cnnrecon.errors import CnnreconError
 
 Denoiser = Callable[[np.ndarray, float], np.ndarray]
+# A task's classical baseline: one observed example (numpy `{'observed', 'model_input', ...}`) -> an estimate.
+Baseline = Callable[[dict[str, Any]], np.ndarray]
 
 
 def _check_inputs(noisy: np.ndarray, sigma: float) -> None:
@@ -126,3 +128,10 @@ def classical_denoisers() -> dict[str, Denoiser]:
       'tv': _per_channel_layout(_tv),
       'wavelet': _per_channel_layout(_wavelet),
   }
+
+
+def classical_denoisers_at(sigma: float) -> dict[str, Baseline]:
+  """The classical denoisers as a task's baselines: each denoises the model input at noise level `sigma` (0..1)."""
+  def at_sigma(denoise: Denoiser) -> Baseline:
+    return lambda example: denoise(example['model_input'], sigma)
+  return {name: at_sigma(denoise) for name, denoise in classical_denoisers().items()}

@@ -9,20 +9,19 @@ fed to the model (clipping noise would make the noisy PSNR look better than
 the input really is).
 
 Results are plain dicts `rows[method][image] = {"psnr": float, "ssim": float}`
-in display order: the observed row first, then baselines, 'model' last.
+in display order: the initial-estimate row first (the model's input, named
+by the task's `labels.no_model`), then the task's baselines, 'model' last.
 """
 
 import functools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from cnnrecon import metrics
-from cnnrecon.evaluation import baselines
-from cnnrecon.evaluation.restore import TrainedModel
-from cnnrecon.tasks import MetricConvention, ReconstructionTask
+from cnnrecon.tasks.base import MetricConvention
 
 MODEL = 'model'
 
@@ -58,7 +57,7 @@ def image_metrics(clean: np.ndarray, estimate: np.ndarray, *, clip_estimate: boo
   return {'psnr': float(psnr), 'ssim': float(ssim)}
 
 
-def prepare_image(task: ReconstructionTask, clean: np.ndarray, *, seed: int, index: int) -> dict[str, np.ndarray]:
+def prepare_image(task, clean: np.ndarray, *, seed: int, index: int) -> dict[str, np.ndarray]:
   """Observes one HWC image with the key `fold_in(key(seed), index)` (reproducible per image).
 
   Returns:
@@ -69,36 +68,36 @@ def prepare_image(task: ReconstructionTask, clean: np.ndarray, *, seed: int, ind
   return {name: np.asarray(value[0]) for name, value in example.items()}
 
 
-
-def score_images(model: TrainedModel, images: Sequence[tuple[str, np.ndarray]], *, task: ReconstructionTask,
+def score_images(model: Callable[[np.ndarray], np.ndarray], images: Sequence[tuple[str, np.ndarray]], *, task,
                  seed: int, with_baselines: bool = True) -> tuple[Rows, list[tuple[np.ndarray, ...]]]:
   """Observes, reconstructs and scores every image against the clean one.
 
   Args:
-    model: from `load_trained` (or built around a live train state).
-    images: (name, clean HWC float image) pairs.
-    task: how images are observed, labelled and scored.
+    model: maps a batch of model inputs to estimates (a `TrainedModel`).
+    images: (name, clean HWC float image) pairs; the task's `evaluation_image`
+      (e.g. a crop to a multiple of the SR scale) is applied first.
+    task: a `ReconstructionTask`: how images are observed, labelled and scored.
     seed: observation seed; image i uses `fold_in(key(seed), i)`.
-    with_baselines: also run scikit-image's classical denoisers (tasks with
-      a `classical_sigma` only).
+    with_baselines: also run the task's classical baselines.
 
   Returns:
-    `rows` ({method: {image: {psnr, ssim}}}, the observed row labelled
-    `task.labels.observed`) and (model input, estimate, clean) triplets for
+    `rows` ({method: {image: {psnr, ssim}}}, the initial-estimate row labelled
+    `task.labels.no_model`) and (model input, estimate, clean) triplets for
     image grids (all the clean image's shape).
   """
-  sigma = task.classical_sigma if with_baselines else None
-  denoisers = baselines.classical_denoisers() if sigma else {}
-  observed_label = task.labels.observed
-  rows = {observed_label: {}, **{name: {} for name in denoisers}, MODEL: {}}
+  baselines = task.baselines if with_baselines else {}
+  no_model = task.labels.no_model
+  rows = {no_model: {}, **{name: {} for name in baselines}, MODEL: {}}
   score = functools.partial(image_metrics, convention=task.convention)
   triplets = []
   for index, (name, clean) in enumerate(images):
-    model_input = prepare_image(task, clean, seed=seed, index=index)['model_input']
+    clean = task.evaluation_image(clean)
+    example = prepare_image(task, clean, seed=seed, index=index)
+    model_input = example['model_input']
     estimate = np.clip(model(model_input[None])[0], 0.0, 1.0)
-    rows[observed_label][name] = score(clean, model_input, clip_estimate=False)
-    for method, denoise in denoisers.items():
-      rows[method][name] = score(clean, denoise(model_input, sigma))
+    rows[no_model][name] = score(clean, model_input, clip_estimate=False)
+    for method, baseline in baselines.items():
+      rows[method][name] = score(clean, baseline(example))
     rows[MODEL][name] = score(clean, estimate)
     triplets.append((model_input, estimate, clean))
   return rows, triplets

@@ -1,0 +1,207 @@
+"""Reconstruction tasks: recover a clean image from its observation through a forward operator.
+
+`ReconstructionTask` implements the whole `Task` interface for any operator of
+`cnnrecon.ops`: the model sees the operator's initial estimate of the
+observation; tables score the model, the initial estimate (the "no model"
+row) and the task's classical baselines with PSNR / SSIM under its
+`MetricConvention`; an export maps observations to estimates. A new
+reconstruction task is a subclass with a `from_options` classmethod (its
+config options as keyword arguments) and a registration in `cnnrecon.tasks`.
+"""
+
+import dataclasses
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from cnnrecon import metrics as metrics_lib
+from cnnrecon.data.pipeline import center_crop
+from cnnrecon.errors import CnnreconError
+from cnnrecon.losses import Loss, get_loss
+from cnnrecon.metrics import SSIM_WINDOW
+from cnnrecon.models.registry import build_model, side_multiple
+from cnnrecon.models.trained import TrainedModel
+from cnnrecon.ops.base import ForwardOperator, observe_batch
+from cnnrecon.registry import call_with_options
+from cnnrecon.tasks import scoring, tables
+from cnnrecon.tasks.baselines import Baseline
+from cnnrecon.tasks.base import (EvaluationRequest, Example, Image, Input, Labels, MetricConvention, Results,
+                                 Signature, Task, task_options)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconstructionTask(Task):
+  """Recover a clean image from its observation through `operator`.
+
+  Attributes:
+    operator: the forward operator that makes observations.
+    loss: `loss(estimate, target) -> scalar` (from `config.train.loss`).
+    labels: display names ('noisy' | 'denoised' | 'clean').
+    baselines: classical methods scored beside the model, by name.
+    convention: how evaluation scores estimates.
+  """
+
+  operator: ForwardOperator
+  loss: Loss
+  labels: Labels
+  baselines: Mapping[str, Baseline] = dataclasses.field(default_factory=dict)
+  convention: MetricConvention = MetricConvention()
+
+  # ------------------------------------------------------------------ from a config
+
+  @classmethod
+  def from_options(cls, *, loss: Loss, **options) -> 'ReconstructionTask':
+    """The task from its options (`config.task.<name>`, as keyword arguments) and the pixel loss."""
+    raise NotImplementedError(f'{cls.__name__} must define from_options(*, loss, <its options>)')
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, *, loss: Loss | None = None) -> 'ReconstructionTask':
+    """The task `config.task` describes, trained on the pixel loss `config.train.loss` (or `loss`)."""
+    loss = loss if loss is not None else get_loss(config.train.loss)
+    return call_with_options(cls.from_options, task_options(config), section=f'task.{config.task.name}', loss=loss)
+
+  @classmethod
+  def inference_model(cls, config: ml_collections.ConfigDict, variables: dict, step: int) -> TrainedModel:
+    """The trained model; it maps model inputs (initial estimates) to estimates."""
+    return TrainedModel(config=config, variables=variables, step=step, operator=cls.from_config(config).operator)
+
+  @classmethod
+  def restorer(cls, model) -> Callable[[np.ndarray], np.ndarray]:
+    """`estimate(observation)`: the model on the initial estimate of one observation (`model.restore`).
+
+    `model` is a `TrainedModel` or an export (`cnnrecon.inference.ExportedModel`, which holds the
+    initial estimate inside).
+    """
+    return model.restore
+
+  @classmethod
+  def observation_input(cls, config: ml_collections.ConfigDict) -> Input:
+    """The observation as an exported function takes it: an image like the clean one by default."""
+    return Input('observed', 'image', channels=config.data.channels, value_range=(0.0, 1.0))
+
+  @classmethod
+  def export_signature(cls, model: TrainedModel) -> Signature:
+    """Observations -> estimates: the task's initial estimate, then the model."""
+    config = model.config
+    network = build_model(config.model, channels=config.data.channels, operator=model.operator)
+    initial_estimate = jax.vmap(cls.from_config(config).operator.initial_estimate)
+    variables = model.variables
+
+    def restore(observed):
+      return network.apply(variables, initial_estimate(observed), train=False)
+
+    multiple = side_multiple(config.model)
+    return Signature(function=restore, inputs=(cls.observation_input(config),), multiple=multiple,
+                     min_side=multiple, task={'name': config.task.name, **task_options(config)},
+                     output='the estimate of the clean image (not clipped; clip to [0, 1] to save it)',
+                     model=model, step=model.step)
+
+  @classmethod
+  def evaluate(cls, model: TrainedModel, images: Sequence[Image], request: EvaluationRequest) -> Results:
+    """PSNR / SSIM of the model, the initial estimate and the baselines, per image, averaged over seeds."""
+    config = request.config or model.config
+    task = cls.from_config(config)
+    task.check_scorable(images, request.data)
+    rows_per_seed = [scoring.score_images(model, images, task=task, seed=seed,
+                                          with_baselines=request.with_baselines)[0] for seed in request.seeds]
+    rows = scoring.mean_over_seeds(rows_per_seed)
+    seeds = list(request.seeds)
+    spread = '\n\n' + _seed_lines(rows_per_seed, seeds) if len(seeds) > 1 else ''
+    title = (f'{config.model.name} (step {model.step}) on {request.data}, {task.describe()}, '
+             f'seed{"s" if len(seeds) > 1 else ""} {",".join(map(str, seeds))}')
+    return Results(files=tables.table_files(rows, title=title, notes=task.protocol() + spread),
+                   summary=scoring.summarize(rows),
+                   terminal='\n'.join([title, tables.format_table(rows)] + ([spread.strip()] if spread else [])))
+
+  @classmethod
+  def final_report(cls, model: TrainedModel, images: Sequence[Image]) -> Results:
+    """The training report: tables on the validation images, a grid of the first ones."""
+    config = model.config
+    task = cls.from_config(config)
+    rows, triplets = scoring.score_images(model, images, task=task, seed=config.seed,
+                                          with_baselines=config.report.baselines)
+    examples = triplets[:config.report.grid_examples]
+    crop = min(min(image.shape[0], image.shape[1]) for _, _, image in examples)
+    labels, summary = task.labels, scoring.summarize(rows)
+    return Results(
+        files=tables.table_files(rows, title=f'{config.model.name} on {config.data.eval}, {task.describe()}',
+                                 notes=task.protocol()),
+        summary=summary, results_lines=tables.gains_table(summary, labels.no_model),
+        convention=task.convention.describe(),
+        grid_columns=[np.stack([center_crop(t[i], crop) for t in examples]) for i in range(3)],
+        grid_titles=[labels.no_model, labels.estimate, labels.target],
+        model_row=f'{config.model.name} (depth {config.model.depth}, {config.model.features} features)',
+        task_row=f'{config.task.name}: {task.describe()}')
+
+  # ------------------------------------------------------------------ training
+
+  def prepare(self, keys: jax.Array, clean: jax.Array, frozen: Any = None) -> Example:
+    """Observes a batch of clean images [B, H, W, C] in [0, 1], one typed key per example.
+
+    Returns:
+      `{'observed', 'model_input', 'target'}`; `model_input` is the
+      operator's initial estimate of every observation.
+    """
+    del frozen
+    observed = observe_batch(self.operator, keys, clean)
+    return {'observed': observed, 'model_input': jax.vmap(self.operator.initial_estimate)(observed),
+            'target': clean}
+
+  def sample_model_input(self, image_shape: tuple[int, ...]) -> jax.Array:
+    """What the model is initialised on: a zero image of `image_shape` (NHWC)."""
+    return jnp.zeros(image_shape, jnp.float32)
+
+  def no_model_estimate(self, example: Example) -> jax.Array:
+    """The estimate without a model: the model input (the operator's initial estimate)."""
+    return example['model_input']
+
+  def compute_loss(self, estimate: jax.Array, example: Example, frozen: Any = None) -> jax.Array:
+    """The pixel loss of the model's estimate against the clean image."""
+    del frozen
+    return self.loss(estimate, example['target'])
+
+  def eval_metrics(self, estimate: jax.Array, example: Example) -> dict[str, jax.Array]:
+    """PSNR of the (clipped) estimate and of the initial estimate (not clipped), batch means."""
+    target = example['target']
+    return {'psnr': jnp.mean(metrics_lib.psnr(jnp.clip(estimate, 0.0, 1.0), target)),
+            'initial_estimate_psnr': jnp.mean(metrics_lib.psnr(self.no_model_estimate(example), target))}
+
+  def describe(self) -> str:
+    """The operator's description, for tables and reports."""
+    return self.operator.describe()
+
+  def forward_operator(self) -> ForwardOperator:
+    """The operator, for models that apply it (e.g. unrolled networks)."""
+    return self.operator
+
+  # ------------------------------------------------------------------ evaluation helpers
+
+  def evaluation_image(self, clean: np.ndarray) -> np.ndarray:
+    """The clean image as scored: the whole image by default (SR crops it to a multiple of its scale)."""
+    return clean
+
+  def protocol(self) -> str:
+    """The evaluation protocol in one paragraph, for every table."""
+    return (f'Protocol: images in [0, 1]; {self.describe()} drawn per image from `fold_in(key(seed), index)`; '
+            f'the {self.labels.observed} input is not clipped; estimates are clipped to [0, 1]; '
+            f'{self.convention.describe()}.')
+
+  def check_scorable(self, images: Sequence[Image], spec: str) -> None:
+    """SSIM's 11x11 window needs images of at least 11x11 after the border crop."""
+    smallest = min(images, key=lambda item: min(item[1].shape[:2]))
+    side = min(smallest[1].shape[:2]) - 2 * self.convention.crop
+    if side < SSIM_WINDOW:
+      raise CnnreconError(f'{spec}: image {smallest[0]} is {smallest[1].shape[0]}x{smallest[1].shape[1]} px, smaller '
+                          f'than the {SSIM_WINDOW}x{SSIM_WINDOW} window SSIM needs: evaluate on larger images')
+
+
+def _seed_lines(rows_per_seed: Sequence[dict], seeds: Sequence[int]) -> str:
+  spread = scoring.summarize_seeds(rows_per_seed)
+  lines = [f'Averages over seeds {", ".join(map(str, seeds))} (mean ± sample std of the per-seed averages):', '',
+           '| method | PSNR (dB) | SSIM |', '|---|---:|---:|']
+  lines += [f"| {method} | {values['psnr_mean']:.2f} ± {values['psnr_std']:.2f} | "
+            f"{values['ssim_mean']:.4f} ± {values['ssim_std']:.4f} |" for method, values in spread.items()]
+  return '\n'.join(lines)
