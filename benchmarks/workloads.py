@@ -12,10 +12,9 @@ import optax
 
 from cnnrecon import compiler
 from cnnrecon.config import base_config, load_config
-from cnnrecon.losses import get_loss
 from cnnrecon.models.registry import build_model
 from cnnrecon.tasks import build_task
-from cnnrecon.train.parallel import AXIS, DataParallel, per_process_batch_size
+from cnnrecon.train.parallel import AXIS, make_data_parallel, per_process_batch_size
 from cnnrecon.train.state import create_train_state, make_optimizer
 from cnnrecon.train.step import train_step
 
@@ -51,9 +50,9 @@ def workload_config(name: str, dtype: str = 'float32', batch_size: int | None = 
 def _train_step_call(config, args):
   """A cnnrecon train step exactly as `train.loop.train` compiles it, and its FLOPs."""
   model = build_model(config.model, channels=1, bn_axis_name=AXIS)
-  data_parallel = DataParallel(config.parallel)
+  data_parallel = make_data_parallel(config.parallel)
   step = data_parallel.compile_train_step(
-      train_step, cpu_conv=args.cpu_conv, task=build_task(config.task, loss=get_loss(config.train.loss)))
+      train_step, cpu_conv=args.cpu_conv, task=build_task(config))
   size = config.data.patch_size
   state = data_parallel.put_state(create_train_state(
       model, make_optimizer(config.optim, config.train.steps), seed=0, sample_shape=(1, size, size, 1)))

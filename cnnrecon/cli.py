@@ -12,6 +12,7 @@
   cnnrecon weights fetch vgg16|vgg19|vgg16-hed
   cnnrecon stylize CONTENT... --style S [--style S2 --style-weights 0.7,0.3] [--size 512] [--steps N] --out DIR
   cnnrecon stylize CONTENT... --method fast|adain --workdir DIR | --exported DIR [--style S ...] [--alpha A] --out DIR
+                   [--config.KEY=VALUE ...]   (any setting of cnnrecon.style.command.stylize_config)
   cnnrecon sweep ABLATION.py[:ARG] --root DIR [--only KEY=VALUE] [--shard K/N] [--max-parallel N] [--retry-failed]
   cnnrecon sweep-report --root DIR
 
@@ -104,30 +105,32 @@ def _build_parser() -> argparse.ArgumentParser:
                        help='style image (repeat to blend several); with --method fast, a trained style\'s name '
                        '(default: its first); with --method adain, any image or a shipped painting\'s name')
   stylize.add_argument('--style-weights', default=None, help='blend weights, one per --style, summing to 1')
-  stylize.add_argument('--method', default='gatys', help='gatys (optimise each image), fast (a net trained with '
+  stylize.add_argument('--method', default=None, help='gatys (optimise each image), fast (a net trained with '
                        'experiments/style_fast.py, given by --workdir) or adain (a decoder trained with '
                        'experiments/style_adain.py: any --style image)')
   stylize.add_argument('--workdir', default=None, help='--method fast / adain: the trained net\'s workdir')
   stylize.add_argument('--exported', default=None, help='--method fast / adain: a `cnnrecon export` directory '
                        'of the net instead of its workdir')
-  stylize.add_argument('--alpha', type=float, default=1.0, help='--method adain: style strength from 0 (the '
+  stylize.add_argument('--alpha', type=float, default=None, help='--method adain: style strength from 0 (the '
                        'content\'s own features) to 1 (default)')
-  stylize.add_argument('--size', type=int, default=512, help='longer side of the result in pixels')
-  stylize.add_argument('--steps', type=int, default=200, help='optimisation steps (gatys)')
-  stylize.add_argument('--optimizer', default='adam', choices=('adam', 'lbfgs'))
-  stylize.add_argument('--init', default='content', help='start from the content (default), the style or noise')
-  stylize.add_argument('--pyramid', type=int, default=1, help='coarse-to-fine levels (each runs --steps steps)')
+  stylize.add_argument('--size', type=int, default=None, help='longer side of the result in pixels')
+  stylize.add_argument('--steps', type=int, default=None, help='optimisation steps (gatys)')
+  stylize.add_argument('--optimizer', default=None, choices=('adam', 'lbfgs'))
+  stylize.add_argument('--init', default=None, help='start from the content (default), the style or noise')
+  stylize.add_argument('--pyramid', type=int, default=None, help='coarse-to-fine levels (each runs --steps steps)')
   stylize.add_argument('--style-layers', default=None, help='VGG layers of the style loss, e.g. relu1_1,relu2_1 '
                        '(default relu1_1..relu5_1)')
   stylize.add_argument('--style-layer-weights', default=None, help='one weight per style layer, e.g. 1,0.5')
-  stylize.add_argument('--gram', default='johnson', help='Gram normalisation: johnson (1/CHW) or gatys '
+  stylize.add_argument('--gram', default=None, help='Gram normalisation: johnson (1/CHW) or gatys '
                        '(1/(4 N^2 M^2) in the loss)')
-  stylize.add_argument('--features', default='vgg16-hed', help='loss-network weights: a name in '
+  stylize.add_argument('--features', default=None, help='loss-network weights: a name in '
                        '$CNNRECON_HOME/weights, a .safetensors path, or random (a texture baseline)')
   stylize.add_argument('--preserve-color', action='store_true', help='keep the content image\'s colours')
   stylize.add_argument('--out', required=True, help='folder for the results')
   stylize.add_argument('--overwrite', action='store_true', help='replace results already in --out')
   stylize.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+  # Every flag above sets a key of the stylize config (`cnnrecon.style.command.stylize_config`); the others
+  # (e.g. --config.style_weight=1e4, --config.content_layers="('relu2_2',)") are set with --config.KEY=VALUE.
 
   denoise = commands.add_parser('denoise', aliases=['restore'],
                                 help='restore image files (noisy, masked, ...) with a trained model')
@@ -271,20 +274,38 @@ def _import_vgg(args):
   print(f'imported {args.file} as {saved}: use it with `cnnrecon stylize ... --features {saved.stem}`')
 
 
+# `cnnrecon stylize` flags and the stylize config keys they set.
+_STYLIZE_FLAGS = {'method': 'method', 'size': 'size', 'steps': 'steps', 'optimizer': 'optimizer', 'init': 'init',
+                  'pyramid': 'pyramid', 'gram': 'gram', 'features': 'features', 'alpha': 'alpha'}
+
+
+def _stylize_config(args, extra):
+  """The stylize config: defaults, then the flags given, then `--config.KEY=VALUE` overrides."""
+  from cnnrecon import config as config_lib
+  from cnnrecon.style.command import parse_numbers, stylize_config
+  config = stylize_config()
+  for flag, key in _STYLIZE_FLAGS.items():
+    if getattr(args, flag) is not None:
+      config[key] = getattr(args, flag)
+  config.preserve_color = config.preserve_color or args.preserve_color
+  if args.style_weights is not None:
+    config.style_weights = parse_numbers(args.style_weights, '--style-weights', example='0.7,0.3')
+  if args.style_layers is not None:
+    config.style_layers = tuple(args.style_layers.split(','))
+  if args.style_layer_weights is not None:
+    config.style_layer_weights = parse_numbers(args.style_layer_weights, '--style-layer-weights')
+  return config_lib.apply_overrides(config, _split_overrides(extra))
+
+
 def _stylize(args, extra):
   from cnnrecon.style.command import stylize_files
-  _no_extra(extra)
+  config = _stylize_config(args, extra)
   net = None
   if args.exported is not None:
     from cnnrecon.style.exported import load_style_net
-    net = load_style_net(args.exported, args.method)
-  stylize_files(args.contents, args.style or [], out=args.out, method=args.method, workdir=args.workdir,
-                net=net, net_source=args.exported,
-                size=args.size, steps=args.steps,
-                optimizer=args.optimizer, style_weights=args.style_weights, features=args.features,
-                keep_colors=args.preserve_color, init=args.init, pyramid=args.pyramid,
-                style_layers=args.style_layers, style_layer_weights=args.style_layer_weights, gram=args.gram,
-                alpha=args.alpha, overwrite=args.overwrite, progress=not args.no_progress)
+    net = load_style_net(args.exported, config.method)
+  stylize_files(args.contents, args.style or [], config, out=args.out, workdir=args.workdir, net=net,
+                net_source=args.exported, overwrite=args.overwrite, progress=not args.no_progress)
 
 
 def _denoise(args, extra):

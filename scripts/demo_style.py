@@ -29,7 +29,7 @@ from cnnrecon.data.pipeline import center_crop
 from cnnrecon.data.sources import load_source
 from cnnrecon.evaluation import train_and_evaluate
 from cnnrecon.evaluation.workdir import source_images
-from cnnrecon.style.command import stylize_files
+from cnnrecon.style.command import stylize_config, stylize_files
 from cnnrecon.style.adain import load_adain_net
 from cnnrecon.style.compare import describe_figures, write_adain_vs_gatys, write_fast_vs_gatys
 from cnnrecon.style.perceptual import resize_short_side
@@ -77,13 +77,20 @@ def plot_curves(histories: dict[str, list[dict]], out_png: pathlib.Path) -> None
   fig.savefig(out_png, dpi=100)
 
 
+def _settings(**values):
+  """The stylize config with `values` set (as `cnnrecon stylize` flags would)."""
+  config = stylize_config()
+  config.update(values)
+  return config
+
+
 def fast_net_demo(content: pathlib.Path, features: str) -> None:
   """Trains the `style_fast.py:demo` net (resumes / reuses a finished one), stylizes the held-out
   content with it, and compares it with 200 Gatys steps on held-out images (same loss)."""
   workdir = OUT / 'fast_net'
   config = load_config('experiments/style_fast.py:demo', [f'task.fast_style.features={features}'])
   train_and_evaluate(config, workdir, progress=True)
-  stylize_files([str(content)], [], out=str(OUT / 'fast'), method='fast', workdir=str(workdir), size=256,
+  stylize_files([str(content)], [], _settings(method='fast', size=256), out=str(OUT / 'fast'), workdir=str(workdir),
                 overwrite=True)
   held_out = [center_crop(image, COMPARE_SIDE) for name, image in
               source_images(load_source('samples:validation'), 3) if name in COMPARE_IMAGES]
@@ -98,8 +105,8 @@ def adain_demo(content: pathlib.Path, features: str) -> None:
   config = load_config('experiments/style_adain.py:demo', [f'task.adain.features={features}'])
   train_and_evaluate(config, workdir, progress=True)
   unseen = PAINTINGS / f'{UNSEEN_STYLE}.jpg'
-  stylize_files([str(content)], [str(unseen)], out=str(OUT / 'adain'), method='adain', workdir=str(workdir),
-                size=256, overwrite=True)
+  stylize_files([str(content)], [str(unseen)], _settings(method='adain', size=256), out=str(OUT / 'adain'),
+                workdir=str(workdir), overwrite=True)
   held_out = [center_crop(image, COMPARE_SIDE) for name, image in
               source_images(load_source('samples:validation'), 3) if name in COMPARE_IMAGES]
   style = resize_short_side(read_image(unseen, channels=3), config.task.adain.style_size)
@@ -116,8 +123,8 @@ def main() -> None:
   histories = {}
   for optimizer, steps in (('adam', 200), ('lbfgs', 40)):
     out = OUT / optimizer
-    stylize_files([str(content)], [str(PAINTINGS / 'starry_night.jpg')], out=str(out), size=256, steps=steps,
-                  optimizer=optimizer, features=features, overwrite=True)
+    stylize_files([str(content)], [str(PAINTINGS / 'starry_night.jpg')],
+                  _settings(size=256, steps=steps, optimizer=optimizer, features=features), out=str(out), overwrite=True)
     histories[optimizer] = json.loads((out / 'astronaut_losses.json').read_text())['steps']
   plot_curves(histories, OUT / 'adam_vs_lbfgs.png')
   fast_net_demo(content, features)

@@ -5,7 +5,7 @@ import pytest
 from skimage import data, img_as_float32, transform
 from skimage.metrics import peak_signal_noise_ratio
 
-from cnnrecon.evaluation import baselines
+from cnnrecon.tasks import baselines
 from cnnrecon.errors import CnnreconError
 
 SIGMA = 25 / 255

@@ -10,7 +10,8 @@ from skimage import color
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from cnnrecon.data.grids import image_grid
-from cnnrecon.evaluation import report, scoring, tables
+from cnnrecon.evaluation import report
+from cnnrecon.tasks import scoring, tables
 from cnnrecon.io import write_file_atomic
 from cnnrecon.tasks import MetricConvention
 
@@ -97,9 +98,13 @@ def test_summarize_seeds_mean_and_sample_std():
   assert scoring.summarize_seeds([_rows()])['tv']['psnr_std'] == 0.0
 
 
+def _write_tables(rows, out_dir, *, title):
+  paths = report.write_results_files(out_dir, tables.table_files(rows, title=title))
+  return {'markdown': paths['results.md'], 'csv': paths['results.csv'], 'summary': paths['summary.json']}
+
+
 def test_write_tables_files(tmp_path):
-  paths = tables.write_tables(_rows(), tmp_path / 'eval', title='Set12, sigma 25')
-  assert set(paths) == {'markdown', 'csv', 'summary'}
+  paths = _write_tables(_rows(), tmp_path / 'eval', title='Set12, sigma 25')
 
   summary = json.loads(paths['summary'].read_text())
   assert set(summary) == {'model', 'noisy', 'baselines'}
@@ -123,8 +128,8 @@ def test_write_tables_files(tmp_path):
 
 
 def test_write_tables_is_atomic_and_overwrites(tmp_path):
-  tables.write_tables(_rows(), tmp_path, title='first')
-  tables.write_tables(_rows(1.0), tmp_path, title='second')
+  _write_tables(_rows(), tmp_path, title='first')
+  _write_tables(_rows(1.0), tmp_path, title='second')
   assert sorted(p.name for p in tmp_path.iterdir()) == [
       'results.csv', 'results.md', 'summary.json']
   assert '# second' in (tmp_path / 'results.md').read_text()
@@ -202,9 +207,9 @@ def test_write_report_contains_table_and_links(tmp_path):
   (tmp_path / 'plots').mkdir()
   path = report.write_report(
       tmp_path, config_summary={'model': {'name': 'dncnn', 'depth': 17}, 'sigma': 25},
-      rows_summary=summary, grid_png=str(tmp_path / 'plots' / 'grid.png'),
+      results_lines=tables.gains_table(summary, 'noisy'), grid_png=str(tmp_path / 'plots' / 'grid.png'),
       curve_png=str(tmp_path / 'curves.png'), wall_time_s=120.0, steps=1000,
-      images_per_second=266.7, observed_label='noisy', convention='PSNR on [0, 1], noisy not clipped')
+      images_per_second=266.7, convention='PSNR on [0, 1], noisy not clipped')
   text = path.read_text()
   assert path == tmp_path / 'report.md'
   assert '| model.depth | 17 |' in text

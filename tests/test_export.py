@@ -13,7 +13,7 @@ import cnnrecon
 from cnnrecon import cli
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import train_and_evaluate
-from cnnrecon.evaluation.restore import load_trained
+from cnnrecon.inference import load_trained
 from cnnrecon.export import ExportedModel, load
 from cnnrecon.export.writer import export_workdir
 from conftest import fails_with_one_line, run_python, smoke_config

@@ -83,18 +83,18 @@ def test_resume_gives_the_bits_of_an_uninterrupted_run_of_the_same_seed(trained,
 
 
 def one_step_gradients():
-  """Params change of one SGD(lr=1) step (minus the gradient) of the two-style smoke net, via DataParallel and on
+  """Params change of one SGD(lr=1) step (minus the gradient) of the two-style smoke net, via make_data_parallel and on
   one device; run in a process with 4 forced host devices."""
   import functools
   import optax
   from cnnrecon.models.registry import build_model
-  from cnnrecon.train.checks import make_task
-  from cnnrecon.train.parallel import AXIS, DataParallel
+  from cnnrecon.tasks import build_task
+  from cnnrecon.train.parallel import AXIS, make_data_parallel
   from cnnrecon.train.state import create_train_state
   from cnnrecon.train.step import train_step
   from conftest import smoke_config
   config = _two_style_config()
-  task = make_task(config)
+  task = build_task(config)
   rng = np.random.default_rng(0)
   batch = {'target': rng.random((4, 32, 32, 3), dtype=np.float32), 'example_seed': np.arange(4, dtype=np.uint32)}
 
@@ -104,7 +104,7 @@ def one_step_gradients():
 
   before = jax.device_get(fresh_state().params)
   single, _ = jax.jit(functools.partial(train_step, axis_name=None, task=task))(fresh_state(), batch)
-  data_parallel = DataParallel('shard_map')
+  data_parallel = make_data_parallel('shard_map')
   parallel, _ = data_parallel.compile_train_step(train_step, task=task)(
       data_parallel.put_state(fresh_state()), data_parallel.put_batch(batch))
   change = lambda params: jax.tree.map(lambda new, old: np.asarray(new) - old, params, before)

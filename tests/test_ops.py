@@ -7,19 +7,21 @@ import numpy as np
 import pytest
 import skimage.data
 
+from cnnrecon.config import base_config
 from cnnrecon.errors import CnnreconError
-from cnnrecon.losses import mse
 from cnnrecon.ops import masks
 from cnnrecon.ops import noise
 from cnnrecon.tasks import TASKS, build_task
 
 
 def _task_config(name, **options):
-  return ml_collections.ConfigDict({'name': name, name: options})
+  config = base_config()
+  config.task = ml_collections.ConfigDict({'name': name, name: options})
+  return config
 
 
 def _task(name, **options):
-  return build_task(_task_config(name, **options), loss=mse)
+  return build_task(_task_config(name, **options))
 
 
 def _camera_batch(batch=4, size=64):
@@ -109,15 +111,16 @@ def test_every_registered_task_builds_from_the_base_config():
     if name in ('fast_style', 'adain'):
       continue  # perceptual-loss tasks: built with their VGG in tests/test_fast_style.py, test_adain.py
     config.task.name = name
-    task = build_task(config.task, loss=mse)
+    task = build_task(config)
     assert task.describe() and task.labels.observed and task.labels.estimate
 
 
 def test_tasks_describe_themselves_and_their_baselines():
   assert _task('gaussian', sigma=25).describe() == 'AWGN sigma=25/255'
-  assert _task('gaussian', sigma=25).classical_sigma == pytest.approx(25 / 255)
+  assert set(_task('gaussian', sigma=25).baselines) == {'nl_means', 'tv', 'wavelet'}
+  assert _task('gaussian', sigma=0).baselines == {}  # no noise: nothing for a denoiser to estimate
   assert _task('poisson_gaussian', peak=30, sigma=10).describe() == 'Poisson peak=30 + AWGN sigma=10/255'
-  assert _task('poisson_gaussian', peak=30, sigma=10).classical_sigma is None
+  assert _task('poisson_gaussian', peak=30, sigma=10).baselines == {}
   assert _task('inpaint', keep_prob=0.25).labels.observed == 'masked'
 
 
@@ -134,7 +137,7 @@ def test_tasks_describe_themselves_and_their_baselines():
 ])
 def test_invalid_task_configs_raise(config, match):
   with pytest.raises(CnnreconError, match=match):
-    build_task(config, loss=mse)
+    build_task(config)
 
 
 def test_zero_sigma_is_identity():

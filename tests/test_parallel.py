@@ -63,20 +63,19 @@ def test_two_processes_match_one_process(reference_losses, tmp_path):
 
 
 def one_step_gradients(strategy: str):
-  """Params change of one SGD(lr=1) step = minus the gradient, via DataParallel and on one device."""
+  """Params change of one SGD(lr=1) step = minus the gradient, via make_data_parallel and on one device."""
   import functools
   import jax
   import numpy as np
   import optax
-  from cnnrecon.losses import mse
   from cnnrecon.models.registry import build_model
   from cnnrecon.tasks import build_task
-  from cnnrecon.train.parallel import AXIS, DataParallel
+  from cnnrecon.train.parallel import AXIS, make_data_parallel
   from cnnrecon.train.state import create_train_state
   from cnnrecon.train.step import train_step
   from conftest import smoke_config
   config = smoke_config('denoise_unet')  # every layer gets a gradient (DnCNN's last conv starts at zero)
-  steps = dict(task=build_task(config.task, loss=mse))
+  steps = dict(task=build_task(config))
   rng = np.random.default_rng(0)
   batch = {'target': rng.random((8, 16, 16, 1), dtype=np.float32), 'example_seed': np.arange(8, dtype=np.uint32)}
 
@@ -86,7 +85,7 @@ def one_step_gradients(strategy: str):
 
   before = jax.device_get(fresh_state(None).params)
   single, _ = jax.jit(functools.partial(train_step, axis_name=None, **steps))(fresh_state(None), batch)
-  data_parallel = DataParallel(strategy)
+  data_parallel = make_data_parallel(strategy)
   step = data_parallel.compile_train_step(train_step, **steps)
   parallel, _ = step(data_parallel.put_state(fresh_state(AXIS)), data_parallel.put_batch(batch))
   change = lambda params: jax.tree.map(lambda new, old: np.asarray(new) - old, params, before)

@@ -8,7 +8,6 @@ import pytest
 from cnnrecon.data.pipeline import train_iterator
 from cnnrecon.data.sources import load_source
 from cnnrecon.evaluation import load_trained, train_and_evaluate
-from cnnrecon.losses import mse
 from cnnrecon.models.registry import build_model
 from cnnrecon.tasks import build_task
 from cnnrecon.train import parallel
@@ -80,9 +79,9 @@ def _assert_two_sessions_recorded(workdir):
 def test_train_step_compiles_once():
   config = smoke_config()
   model = build_model(config.model, channels=1, bn_axis_name=parallel.AXIS)
-  data_parallel = parallel.DataParallel('shard_map')
+  data_parallel = parallel.make_data_parallel('shard_map')
   counted_step = chex.assert_max_traces(train_step, n=1)
-  step = data_parallel.compile_train_step(counted_step, task=build_task(config.task, loss=mse))
+  step = data_parallel.compile_train_step(counted_step, task=build_task(config))
   optimizer = make_optimizer(config.optim, config.train.steps)
   state = data_parallel.put_state(create_train_state(model, optimizer, seed=0, sample_shape=(1, 24, 24, 1)))
   batches = train_iterator(load_source('samples:train'), seed=0, patch_size=24, channels=1, batch_size=8)

@@ -23,7 +23,6 @@ from cnnrecon.data.images import read_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import load_trained
 from cnnrecon.evaluation.scoring import prepare_image
-from cnnrecon.losses import mse
 from cnnrecon.tasks import build_task
 from cnnrecon.models.dncnn import DnCNN
 from cnnrecon.weights import import_to_workdir, load_dncnn_weights
@@ -162,9 +161,9 @@ def _set12_psnr(weights, sigma: float) -> float:
   input not clipped; the estimate is clipped to [0, 1]. One compile per image
   shape and epsilon, shared by all weights.
   """
-  task_config = base_config().task
-  task_config.gaussian.sigma = sigma
-  task = build_task(task_config, loss=mse)
+  config = base_config()
+  config.task.gaussian.sigma = sigma
+  task = build_task(config)
   variables = {'params': weights.params, 'batch_stats': weights.batch_stats}
   scores = []
   for index, path in enumerate(sorted(SET12.glob('*.png'))):

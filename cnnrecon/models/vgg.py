@@ -112,7 +112,7 @@ def load_feature_weights(path: str | pathlib.Path) -> tuple[dict[str, Any], dict
   manifest_path = path.with_suffix('.json')
   if not path.is_file() or not manifest_path.is_file():
     raise CnnreconError(f'feature weights {path} (and its .json) not found: create them with '
-                        '`cnnrecon weights import --format hed|torchvision|keras FILE --out PATH`')
+                        '`cnnrecon weights import --format hed|torchvision|keras FILE [--name NAME]`')
   params = {}
   from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
   try:

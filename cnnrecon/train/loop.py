@@ -109,7 +109,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
 def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> dict:
   task = build_task(config)
   model = build_model(config.model, channels=config.data.channels, bn_axis_name=parallel.AXIS, operator=task.forward_operator())
-  data_parallel = parallel.DataParallel(config.parallel)
+  data_parallel = parallel.make_data_parallel(config.parallel)
   local_batch = parallel.per_process_batch_size(config.data.batch_size)
   train_source, eval_source = _load_sources(config)
   check_sizes(config, train_source, eval_source)

@@ -159,6 +159,6 @@ class PmapParallel(_DataParallel):
     return {name: float(value[0]) for name, value in jax.device_get(metrics).items()}
 
 
-def DataParallel(strategy: str) -> ShardMapParallel | PmapParallel:  # pylint: disable=invalid-name
+def make_data_parallel(strategy: str) -> ShardMapParallel | PmapParallel:
   """The data-parallel wrapper `config.parallel` names ('shard_map' or 'pmap')."""
   return STRATEGIES.build(strategy)
