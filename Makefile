@@ -21,8 +21,10 @@ demo: install
 demo-style: install
 	$(BIN)/python scripts/demo_style.py
 
+# The layer contract first (import-linter: pyproject.toml), then the suite.
 # pytest exits 5 when it collected no tests: that is a failure too.
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -n 2 --dist worksteal tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$status
 

@@ -294,6 +294,9 @@ def base_config() -> ml_collections.ConfigDict:
           'eval': 'samples:validation',
           'data_dir': '',  # TFDS data dir; '' = $CNNRECON_DATA_DIR or ~/.cache/cnnrecon/tfds
           'channels': 1,
+          # How RGB images become gray: 'luminance' (scikit-image's rgb2gray) or 'bt601_y' (the luma Y
+          # of MATLAB's rgb2ycbcr, the super-resolution convention).
+          'gray': 'luminance',
           'patch_size': 40,
           'batch_size': 32,  # global, over all devices of all processes
           'augment': True,  # random flips / rot90 (the 8 dihedral transforms)

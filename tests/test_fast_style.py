@@ -193,7 +193,12 @@ def test_eval_of_a_fast_style_workdir_scores_every_image_in_every_style(trained,
   fails_with_one_line(capsys, ['eval', '--workdir', trained, '--data', folder, '--out', out], 'already holds',
                       '--overwrite')
   assert (out / 'results.csv').read_bytes() == before
-  fails_with_one_line(capsys, ['eval', '--workdir', trained, '--sigma', '25'], 'takes no noise')
+  fails_with_one_line(capsys, ['eval', '--workdir', trained, '--sigma', '25'], "--sigma does not apply to task 'fast_style'")
+  fails_with_one_line(capsys, ['eval', '--workdir', trained, '--seeds', '0,1', '--out', tmp_path / 'seeds'],
+                      'takes no noise')
+  fails_with_one_line(capsys, ['restore', folder / 'rocket.png', '--workdir', trained, '--out', tmp_path / 'r'],
+                      'stylizes rather than restores', '--method fast')
+  assert not (tmp_path / 'r').exists()
 
 
 def test_exported_net_stylizes_like_the_trained_one_at_another_size(trained, tmp_path):

@@ -123,3 +123,15 @@ def test_write_then_read_rgb_round_trips(tmp_path):
   with PIL.Image.open(tmp_path / 'c.png') as saved:
     assert saved.mode == 'RGB'
     np.testing.assert_array_equal(np.asarray(saved), RGB)
+
+
+def test_to_channels_bt601_y_is_matlabs_rgb2ycbcr_luma():
+  """`data.gray='bt601_y'`: Y = 16 + 65.481 R + 128.553 G + 24.966 B (R, G, B in [0, 1]), MATLAB's rgb2ycbcr."""
+  rgb = np.random.default_rng(0).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+  expected = 16.0 + rgb.astype(np.float64) / 255.0 @ np.array([65.481, 128.553, 24.966])
+  np.testing.assert_allclose(images.to_channels(rgb, 1, gray='bt601_y')[..., 0], np.round(expected), atol=0)
+  as_float = images.to_channels(rgb.astype(np.float32) / 255.0, 1, gray='bt601_y')[..., 0]
+  np.testing.assert_allclose(as_float, expected / 255.0, atol=1e-6)
+  assert not np.allclose(images.to_channels(rgb, 1)[..., 0], np.round(expected))  # not rgb2gray's luminance
+  with pytest.raises(CnnreconError, match="data.gray='y'"):
+    images.to_channels(rgb, 1, gray='y')

@@ -369,3 +369,15 @@ def test_stylize_cli_with_layer_weights_and_gatys_normalisation(pictures, tmp_pa
                    '--style-layer-weights', '1,0.5', '--gram', 'gatys', '--out', str(tmp_path / 'o'),
                    '--no-progress']) == 0
   assert (tmp_path / 'o' / 'content.png').is_file()
+
+
+def test_stylize_takes_painting_names_and_config_overrides(pictures, tmp_path, capsys):
+  """`--style NAME` is a shipped painting for Gatys too; `--config.KEY=VALUE` sets any stylize setting."""
+  from cnnrecon import cli
+  argv = ['stylize', str(pictures / 'content.png'), '--style', 'the_scream', '--features', 'random', '--size', '32',
+          '--steps', '2', '--out', str(tmp_path / 'out'), '--no-progress']
+  assert cli.main([*argv, '--config.tv_weight=0.5', '--config.style_weight=20']) == 0
+  last = json.loads((tmp_path / 'out' / 'content_losses.json').read_text())['steps'][-1]
+  assert last['total'] == pytest.approx(last['content'] + 20 * last['style'] + 0.5 * last['tv'], rel=1e-6)
+  fails_with_one_line(capsys, [*argv, '--overwrite', '--config.tv_wieght=1'], "unknown config key 'tv_wieght'")
+  fails_with_one_line(capsys, [*argv, '--overwrite', '--style', 'no_such_painting'], 'no_such_painting does not exist')

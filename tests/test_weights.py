@@ -22,7 +22,7 @@ from cnnrecon.config import base_config
 from cnnrecon.data.images import read_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import load_trained
-from cnnrecon.evaluation.scoring import prepare_image
+from cnnrecon.tasks.scoring import prepare_image
 from cnnrecon.tasks import build_task
 from cnnrecon.models.dncnn import DnCNN
 from cnnrecon.weights import import_to_workdir, load_dncnn_weights

@@ -63,17 +63,23 @@ def check_channels(channels: int) -> None:
                         'set the channels option to 1 or 3')
 
 
-def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+GRAY_CONVERSIONS = ('luminance', 'bt601_y')
+
+
+def to_channels(image: np.ndarray, channels: int, *, gray: str = 'luminance') -> np.ndarray:
   """Converts an image to `channels` channels.
 
-  Gray becomes RGB by replication; RGB becomes gray by luminance with the
-  `skimage.color.rgb2gray` weights (0.2125 R + 0.7154 G + 0.0721 B). An alpha
-  channel (the 2nd of gray+alpha, the 4th of RGBA) is dropped.
+  Gray becomes RGB by replication; RGB becomes gray by `gray`: 'luminance'
+  with the `skimage.color.rgb2gray` weights (0.2125 R + 0.7154 G + 0.0721 B),
+  or 'bt601_y', the luma Y of ITU-R BT.601 as MATLAB's `rgb2ycbcr` gives it
+  (16..235 of 255; `skimage.color.rgb2ycbcr`), which super-resolution scores
+  use. An alpha channel (the 2nd of gray+alpha, the 4th of RGBA) is dropped.
 
   Args:
     image: HxW or HxWxC array with C in 1..4, either uint8 or floating point
       in [0, 1].
     channels: 1 or 3.
+    gray: how RGB becomes one channel (`config.data.gray`).
 
   Returns:
     An HxWx`channels` array of the same dtype: uint8 in gives uint8 out (the
@@ -90,10 +96,16 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
     return color
   if channels == 3:
     return np.repeat(color, 3, axis=-1)
-  gray = skimage.color.rgb2gray(color)
+  if gray == 'bt601_y':
+    luma = skimage.color.rgb2ycbcr(color)[..., 0]  # on the 0..255 scale
+    luma = np.round(luma) if image.dtype == np.uint8 else luma / 255.0
+    return luma.astype(image.dtype)[..., None]
+  if gray != 'luminance':
+    raise CnnreconError(f'data.gray={gray!r}: use one of {", ".join(GRAY_CONVERSIONS)}')
+  luminance = skimage.color.rgb2gray(color)
   if image.dtype == np.uint8:
-    gray = skimage.util.img_as_ubyte(gray)
-  return gray.astype(image.dtype)[..., None]
+    luminance = skimage.util.img_as_ubyte(luminance)
+  return luminance.astype(image.dtype)[..., None]
 
 
 def read_image(path: str | pathlib.Path, *, channels: int) -> np.ndarray:

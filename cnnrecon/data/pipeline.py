@@ -42,10 +42,11 @@ def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
 class RandomPatch(grain.transforms.RandomMap):
   """Crops a random patch, applies a random dihedral transform, draws an example seed."""
 
-  def __init__(self, *, patch_size: int, channels: int, augment: bool):
+  def __init__(self, *, patch_size: int, channels: int, augment: bool, gray: str = 'luminance'):
     self.patch_size = patch_size
     self.channels = channels
     self.augment = augment
+    self.gray = gray
 
   def random_map(self, element: Mapping[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
     image = _pad_to(element['image'], self.patch_size)
@@ -54,12 +55,12 @@ class RandomPatch(grain.transforms.RandomMap):
     patch = image[top:top + self.patch_size, left:left + self.patch_size]
     if self.augment:
       patch = dihedral(patch, int(rng.integers(0, 8)))
-    target = to_channels(np.ascontiguousarray(patch), self.channels).astype(np.float32) / 255.0
+    target = to_channels(np.ascontiguousarray(patch), self.channels, gray=self.gray).astype(np.float32) / 255.0
     return {'target': target, 'example_seed': np.uint32(rng.integers(0, _SEED_LIMIT))}
 
 
 def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: int, batch_size: int,
-                   augment: bool = True, num_threads: int = 2, cache: bool = True,
+                   augment: bool = True, num_threads: int = 2, cache: bool = True, gray: str = 'luminance',
                    process_index: int | None = None, process_count: int | None = None) -> grain.DatasetIterator:
   """An endless, checkpointable iterator of training batches for this process.
 
@@ -67,13 +68,14 @@ def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: in
     source: random-access images (`data.sources.load_source`).
     seed: `config.seed`.
     patch_size: side of the square training patches.
-    channels: 1 (luminance) or 3 (RGB).
+    channels: 1 (gray) or 3 (RGB).
     batch_size: this process's batch size (global batch / process count).
     augment: apply a random flip/rot90.
     num_threads: grain reader threads (output order does not depend on it).
     cache: decode every image once and keep it in memory; without it each
       patch decodes its whole source image again (turn off only for data
       sets that do not fit in RAM).
+    gray: how RGB becomes gray (`data.images.to_channels`).
     process_index: this process's index (default `jax.process_index()`).
     process_count: number of processes (default `jax.process_count()`).
 
@@ -90,7 +92,7 @@ def train_iterator(source: Sequence, *, seed: int, patch_size: int, channels: in
       .seed(seed)
       .shuffle()
       .repeat(None)
-      .random_map(RandomPatch(patch_size=patch_size, channels=channels, augment=augment))
+      .random_map(RandomPatch(patch_size=patch_size, channels=channels, augment=augment, gray=gray))
   )[index::count].batch(batch_size, drop_remainder=True)
   # grain uses at most prefetch_buffer_size of the threads (measured on 16 cores: 1506 img/s with a buffer of 2).
   read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, num_threads))
@@ -104,13 +106,14 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
   return image[top:top + size, left:left + size]
 
 
-def validation_batch(source: Sequence, *, seed: int, crop: int, channels: int) -> dict[str, np.ndarray]:
+def validation_batch(source: Sequence, *, seed: int, crop: int, channels: int,
+                     gray: str = 'luminance') -> dict[str, np.ndarray]:
   """Fixed center crops of every validation image with fixed example seeds.
 
   Returns:
     `{'target': f32[N, crop, crop, C], 'example_seed': u32[N]}`, identical on
     every call and in every process.
   """
-  targets = [to_channels(center_crop(source[i]['image'], crop), channels) for i in range(len(source))]
+  targets = [to_channels(center_crop(source[i]['image'], crop), channels, gray=gray) for i in range(len(source))]
   example_seeds = np.random.default_rng([seed, 1]).integers(0, _SEED_LIMIT, size=len(targets))
   return {'target': np.stack(targets).astype(np.float32) / 255.0, 'example_seed': example_seeds.astype(np.uint32)}

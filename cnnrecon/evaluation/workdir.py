@@ -18,9 +18,9 @@ from cnnrecon.tasks import TASKS, EvaluationRequest, task_class, task_options
 RESULT_FILES = ('results.md', 'results.csv', 'summary.json')
 
 
-def source_images(source: Sequence, channels: int) -> list[tuple[str, np.ndarray]]:
-  """(name, float HWC image in [0, 1]) for every example of a data source."""
-  return [(str(source[i]['name']), to_channels(source[i]['image'], channels).astype(np.float32) / 255.0)
+def source_images(source: Sequence, channels: int, *, gray: str = 'luminance') -> list[tuple[str, np.ndarray]]:
+  """(name, float HWC image in [0, 1]) for every example of a data source (`gray`: `data.gray`)."""
+  return [(str(source[i]['name']), to_channels(source[i]['image'], channels, gray=gray).astype(np.float32) / 255.0)
           for i in range(len(source))]
 
 
@@ -71,7 +71,8 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
                               config=config_at_sigma(config, sigma))
   if out is not None:
     safety.check_results_dir(pathlib.Path(out), RESULT_FILES, overwrite=overwrite)
-  images = source_images(load_source(request.data, data_dir=config.data.data_dir or None), config.data.channels)
+  images = source_images(load_source(request.data, data_dir=config.data.data_dir or None), config.data.channels,
+                         gray=config.data.get('gray', 'luminance'))
   results = task_class(config).evaluate(model, images, request)
   out_dir = pathlib.Path(out) if out else safety.new_results_dir(pathlib.Path(workdir), 'eval')
   paths = write_results_files(out_dir, results.files)

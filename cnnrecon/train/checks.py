@@ -12,6 +12,7 @@ import numpy as np
 
 from cnnrecon import compiler
 from cnnrecon import config as config_lib
+from cnnrecon.data.images import GRAY_CONVERSIONS
 from cnnrecon.errors import CnnreconError
 from cnnrecon.metrics import SSIM_WINDOW
 from cnnrecon.models.registry import build_model
@@ -37,6 +38,8 @@ def validate_config(config: ml_collections.ConfigDict, *, stop_at: int | None = 
   """Checks every user-settable value before any work starts (one-line errors)."""
   if config.data.channels not in (1, 3):
     raise CnnreconError(f'data.channels={config.data.channels} must be 1 (gray) or 3 (RGB)')
+  if config.data.gray not in GRAY_CONVERSIONS:
+    raise CnnreconError(f'data.gray={config.data.gray!r}: use {" or ".join(GRAY_CONVERSIONS)}')
   for key in ('patch_size', 'batch_size', 'eval_crop'):
     _positive_int(config.data[key], f'data.{key}')
   for key in ('steps', 'log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints'):

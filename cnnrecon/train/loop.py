@@ -124,7 +124,7 @@ def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> di
   batches = train_iterator(train_source, seed=config.seed, patch_size=config.data.patch_size,
                            channels=config.data.channels, batch_size=local_batch,
                            augment=config.data.augment, num_threads=config.data.num_threads,
-                           cache=config.data.cache)
+                           cache=config.data.cache, gray=config.data.gray)
   with checkpoint.open_manager(workdir, keep=config.train.keep_checkpoints) as manager:
     start = check_resumable(workdir, config, manager, force=force)
     if start is not None:
@@ -142,7 +142,7 @@ def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> di
     with _session_recorded(workdir) as record, PreemptionSignals() as signals:
       summary = run.train(data_parallel.put_state(host_state), start or 0, stop_at or config.train.steps,
                           eval_batch=validation_batch(eval_source, seed=config.seed, crop=config.data.eval_crop,
-                                                      channels=config.data.channels),
+                                                      channels=config.data.channels, gray=config.data.gray),
                           signals=signals, wall_time_offset=wall_time_logged(metrics_path))
       manager.wait_until_finished()
       record.update(step=summary['step'], outcome=summary.get('stopped_by') or (
