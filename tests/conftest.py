@@ -1,7 +1,10 @@
 """Shared fixtures: a private TFDS data dir with the bundled samples, and CLI runners."""
 
+import fcntl
+import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -13,8 +16,51 @@ SHARED_DATA = REPO.parent / 'shared' / 'data'
 FOUR_DEVICES = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4', 'JAX_PLATFORMS': 'cpu'}
 
 
+def run_folder(tmp_path_factory) -> pathlib.Path:
+  """A folder of this pytest run that every xdist worker shares (the workers' base temp's parent)."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+
+
+def built_once(tmp_path_factory, name: str, build) -> pathlib.Path:
+  """`build(folder)` once per pytest run, whichever worker asks first (the others wait for it); the folder.
+
+  For expensive things many tests only read: a trained run, the results of the 4-device process.
+  """
+  root = run_folder(tmp_path_factory)
+  folder, done = root / name, root / f'{name}.done'
+  with open(root / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(folder, ignore_errors=True)
+      folder.mkdir()
+      build(folder)
+      done.touch()
+  return folder
+
+
 @pytest.fixture(scope='session', autouse=True)
-def samples_data_dir(tmp_path_factory):
+def compilation_cache(tmp_path_factory):
+  """One persistent XLA compilation cache for the whole run: every worker and subprocess.
+
+  Dozens of tests train the same smoke configs; the cache compiles each program once (a smoke run
+  takes 5 s instead of 9 s). Executables are keyed by the program and the compile options, so a
+  test gets the code a fresh compile would give.
+  """
+  import jax
+  cache = run_folder(tmp_path_factory) / 'jax_compilation_cache'
+  cache.mkdir(exist_ok=True)
+  settings = {'JAX_COMPILATION_CACHE_DIR': str(cache), 'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0',
+              'JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES': '0'}
+  os.environ.update(settings)  # subprocesses (run_cli, run_python) read them at start-up
+  jax.config.update('jax_compilation_cache_dir', str(cache))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  return cache
+
+
+@pytest.fixture(scope='session', autouse=True)
+def samples_data_dir(tmp_path_factory, compilation_cache):
   """Builds the bundled sample dataset once per test worker, into a private data dir."""
   from cnnrecon.data.sources import load_source
   data_dir = tmp_path_factory.mktemp('tfds')
@@ -27,9 +73,32 @@ def samples_data_dir(tmp_path_factory):
 def seed_stack_run(tmp_path_factory):
   """A finished seed-stack smoke run (two 2x2 poolings), shared by the tests that only read it."""
   from cnnrecon.evaluation import train_and_evaluate
-  workdir = tmp_path_factory.mktemp('seed_stack') / 'run'
-  train_and_evaluate(smoke_config('denoise_seed_stack'), workdir, progress=False)
-  return workdir
+  return built_once(tmp_path_factory, 'seed_stack_run',
+                    lambda folder: train_and_evaluate(smoke_config('denoise_seed_stack'), folder / 'run',
+                                                      progress=False)) / 'run'
+
+
+@pytest.fixture(scope='session')
+def dncnn_smoke_run(tmp_path_factory):
+  """A finished `denoise_dncnn.py:smoke` run, trained once per pytest run; copy it before changing it."""
+  from cnnrecon.evaluation import train_and_evaluate
+  return built_once(tmp_path_factory, 'dncnn_smoke_run',
+                    lambda folder: train_and_evaluate(smoke_config(), folder / 'run', progress=False)) / 'run'
+
+
+@pytest.fixture(scope='session')
+def four_devices(tmp_path_factory):
+  """What every 4-device check needs, from ONE process with 4 forced host devices (`four_devices.py`).
+
+  Returns:
+    `(results, folder)`: the JSON the process wrote, and its folder (it holds its training runs).
+  """
+  def build(folder):
+    result = run_python(f'import four_devices; four_devices.main({str(folder)!r})', env_extra=FOUR_DEVICES,
+                        timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+  folder = built_once(tmp_path_factory, 'four_devices', build)
+  return json.loads((folder / 'results.json').read_text()), folder
 
 
 def run_cli(*args, env_extra=None, timeout=300) -> subprocess.CompletedProcess:

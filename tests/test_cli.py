@@ -8,17 +8,16 @@ import pytest
 from PIL import Image
 
 from cnnrecon import cli
-from cnnrecon.evaluation import train_and_evaluate
 from conftest import fails_with_one_line, run_cli, smoke_config
 
 SMOKE = ['--config', 'experiments/denoise_dncnn.py:smoke', '--no-progress']
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-  """A workdir with a smoke-trained DnCNN."""
-  workdir = tmp_path_factory.mktemp('trained')
-  train_and_evaluate(smoke_config(), workdir, progress=False)
+def trained(tmp_path_factory, dncnn_smoke_run):
+  """A workdir with a smoke-trained DnCNN (this module's copy of the run's shared one)."""
+  workdir = tmp_path_factory.mktemp('cli') / 'trained'
+  shutil.copytree(dncnn_smoke_run, workdir)
   return workdir
 
 
