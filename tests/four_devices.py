@@ -25,13 +25,16 @@ def _whole_gradient_change(one, four) -> float:
 
 def main(folder: str) -> None:
   """Writes `results.json` and the 4-device training runs into `folder`."""
-  import test_fast_style  # pylint: disable=import-outside-toplevel  (tests/ is the working directory)
+  import test_fast_paths  # pylint: disable=import-outside-toplevel  (tests/ is the working directory)
+  import test_fast_style  # pylint: disable=import-outside-toplevel
   import test_parallel  # pylint: disable=import-outside-toplevel
   assert jax.device_count() == 4, jax.devices()
   folder = pathlib.Path(folder)
   results = {'gradient_changes': {strategy: _relative_changes(*test_parallel.one_step_gradients(strategy))
                                   for strategy in ('shard_map', 'pmap')},
              'fast_style_gradient_change': _whole_gradient_change(*test_fast_style.one_step_gradients())}
+  test_fast_paths.test_conv_gradients_equal_under_shard_map_and_pmap()  # raises unless equal
+  results['conv_gradients_on_four_devices'] = 'equal'
   results['train_status'] = {strategy: cli.main(['train', *test_parallel.FLAGS, f'--config.parallel={strategy}',
                                                  '--workdir', str(folder / strategy)])
                              for strategy in ('shard_map', 'pmap')}

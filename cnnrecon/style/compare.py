@@ -1,6 +1,6 @@
 """Trained nets against Gatys optimisation on the same images, loss and loss network.
 
-A fast net and Gatys minimise the same objective (`train.perceptual.GramPerceptualLoss`,
+A fast net and Gatys minimise the same objective (`style.perceptual.GramPerceptualLoss`,
 with the fast net's own weights, layers, VGG and style targets). An AdaIN decoder
 minimises another (mean / std statistics), so its results are scored with Gatys'
 own loss (Gram matrices, `gatys.make_loss`) on the same VGG, beside Gatys' results.

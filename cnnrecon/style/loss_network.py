@@ -1,7 +1,7 @@
 """The loss network of style transfer: a frozen VGG with imported (or seeded random) weights.
 
-It lives with the models (not in `style/`) because training reads it too: the
-fast-style and AdaIN tasks are trained by `cnnrecon.train`, below `style/` in the data flow.
+`$CNNRECON_HOME/weights/` is where `cnnrecon weights fetch` and `weights import` put feature
+weights; the flax VGG itself is `cnnrecon.models.vgg`.
 """
 
 import dataclasses

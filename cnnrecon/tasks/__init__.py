@@ -20,6 +20,7 @@ from typing import Callable
 import ml_collections
 
 from cnnrecon.config import base_config
+from cnnrecon.errors import CnnreconError
 from cnnrecon.registry import Registry
 from cnnrecon.tasks.base import (BestCheckpoint, EvaluationRequest, Input, Labels, MetricConvention, Results,
                                  Signature, Task, task_options)
@@ -37,8 +38,16 @@ class TaskRegistry(Registry):
   """Task classes by name; a name that is not registered yet imports the plugin module that defines it."""
 
   def get(self, name) -> type[Task]:
+    """The task class registered as `name`, importing its plugin module first if needed.
+
+    Raises:
+      CnnreconError: `name` is unknown; the message lists the known names, plugins included.
+    """
     if name not in self and isinstance(name, str):
       _import_plugin(name)
+    if name not in self:
+      raise CnnreconError(f'unknown task.name={name!r}; known: {", ".join(self.names())}. '
+                          'Set --config.task.name to one of them.')
     return super().get(name)
 
   def names(self) -> list[str]:
