@@ -381,3 +381,11 @@ def test_stylize_takes_painting_names_and_config_overrides(pictures, tmp_path, c
   assert last['total'] == pytest.approx(last['content'] + 20 * last['style'] + 0.5 * last['tv'], rel=1e-6)
   fails_with_one_line(capsys, [*argv, '--overwrite', '--config.tv_wieght=1'], "unknown config key 'tv_wieght'")
   fails_with_one_line(capsys, [*argv, '--overwrite', '--style', 'no_such_painting'], 'no_such_painting does not exist')
+
+
+def test_stylize_files_keyword_form_of_the_previous_release_still_works(pictures, tmp_path, capsys):
+  from cnnrecon.style.command import stylize_files
+  written = stylize_files([str(pictures / 'content.png')], ['starry_night'], out=str(tmp_path / 'o'), size=32, steps=1,
+                          features='random', keep_colors=True, style_layers='relu1_1,relu2_1', progress=False)
+  assert written == [tmp_path / 'o' / 'content.png'] and written[0].is_file()
+  assert capsys.readouterr().err.count('cnnrecon: deprecated: stylize_files(') == 1

@@ -6,6 +6,7 @@ Its settings are a ConfigDict (`stylize_config`) like training's: the command's 
 
 import json
 import pathlib
+import sys
 from typing import Sequence
 
 import jax
@@ -114,9 +115,29 @@ def gatys_settings(config: ml_collections.ConfigDict) -> gatys.GatysSettings:
       init=config.init, seed=config.seed)
 
 
+def _legacy_settings(config: ml_collections.ConfigDict, settings: dict) -> ml_collections.ConfigDict:
+  """The previous release's keyword arguments (`method=`, `size=`, `keep_colors=`, ...) as config keys."""
+  print('cnnrecon: deprecated: stylize_files(..., method=..., size=..., ...) is now stylize_files(contents, styles, '
+        'config) with config = stylize_config(); the keyword form stops working in the next release', file=sys.stderr)
+  config = config.copy_and_resolve_references()
+  for key, value in settings.items():
+    if value is None:
+      continue
+    if key == 'keep_colors':
+      key = 'preserve_color'
+    elif key in ('style_weights', 'style_layer_weights') and isinstance(value, str):
+      value = parse_numbers(value, f'--{key.replace("_", "-")}')
+    elif key == 'style_layers' and isinstance(value, str):
+      value = tuple(value.split(','))
+    if key not in config:
+      raise TypeError(f'stylize_files() got an unexpected keyword argument {key!r}')
+    config[key] = value
+  return config
+
+
 def stylize_files(contents: Sequence[str], styles: Sequence[str], config: ml_collections.ConfigDict | None = None,
                   *, out: str, workdir: str | None = None, net=None, net_source: str | None = None,
-                  overwrite: bool = False, progress: bool = True) -> list[pathlib.Path]:
+                  overwrite: bool = False, progress: bool = True, **legacy_settings) -> list[pathlib.Path]:
   """Stylises every content image with the blended `styles`; writes three files per content image.
 
   `<out>/<stem>.png` (the result), `<stem>_side_by_side.png` (content | style |
@@ -133,11 +154,15 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], config: ml_col
     net: ... or its export, loaded by `cnnrecon.style.exported.load_style_net` from `net_source`.
     overwrite: replace results already in `out`.
     progress: show a progress bar.
+    **legacy_settings: the previous release's keyword form of the settings (`method='fast'`, `size=256`);
+      they still work, with one `deprecated:` line.
 
   Returns:
     The result PNG paths.
   """
   config = config if config is not None else stylize_config()
+  if legacy_settings:
+    config = _legacy_settings(config, legacy_settings)
   _check(config, styles, trained=workdir is not None or net is not None)
   if workdir is not None and net is not None:
     raise CnnreconError('give the net as --workdir or --exported, not both')
