@@ -55,7 +55,9 @@ def test_all_models_and_tasks_have_a_smoke_experiment():
   configs = [config_lib.load_config(str(REPO / 'experiments' / f'{name}.py:{variant}'))
              for name, variant in ALL_SMOKE_RUNS]
   assert {c.model.name for c in configs} == set(MODELS.names())
-  assert {c.task.name for c in configs} == set(TASKS.names())
+  # The package's own tasks (a test may have registered one of its own, tests/plugin_task).
+  own = {name for name in TASKS.names() if TASKS.get(name).__module__.startswith('cnnrecon.')}
+  assert {c.task.name for c in configs} == own and {'fast_style', 'adain'} <= own
 
 
 def test_workdir_written_before_the_task_spine_evaluates_and_resumes(tmp_path):

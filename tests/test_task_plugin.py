@@ -89,3 +89,18 @@ def test_it_exports_and_the_exports_restore_its_vector_observations(trained, tmp
                    '--out', str(tmp_path / 'out2')]) == 2
   assert 'give one vector of measurements' in capsys.readouterr().err
   assert not (tmp_path / 'out2').exists()
+
+
+def test_a_task_that_trains_on_whole_images_refuses_images_of_other_sizes():
+  from cnnrecon.tasks import TASKS, register_task
+  from cnnrecon.tasks.denoise import GaussianDenoising
+  from cnnrecon.train.checks import check_sizes
+  if 'whole_image_gaussian' not in TASKS:
+    register_task('whole_image_gaussian')(type('WholeImageGaussian', (GaussianDenoising,), {'trains_on': 'images'}))
+  config = load_config(str(REPO / 'experiments' / 'denoise_dncnn.py') + ':smoke',
+                       ['task.name=whole_image_gaussian', 'data.patch_size=16', 'data.eval_crop=16'])
+  config.task.whole_image_gaussian = config.task.gaussian
+  same = [{'image': np.zeros((16, 16, 1), np.uint8)}] * 3
+  check_sizes(config, same, same)
+  with pytest.raises(Exception, match='trains on whole images, but image 1 .* is 16x20 px'):
+    check_sizes(config, [same[0], {'image': np.zeros((16, 20, 1), np.uint8)}], same)

@@ -32,6 +32,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from cnnrecon.data.images import read_image, write_image
+
 Example = dict[str, Any]
 Image = tuple[str, np.ndarray]  # (name, clean HWC float image in [0, 1])
 
@@ -254,13 +256,11 @@ class Task(abc.ABC):
   @classmethod
   def read_observation(cls, path: str, channels: int) -> np.ndarray:
     """An observation file as the restorer takes it (an image file by default)."""
-    from cnnrecon.data.images import read_image  # pylint: disable=import-outside-toplevel
     return read_image(path, channels=channels)
 
   @classmethod
   def write_estimate(cls, path, estimate: np.ndarray) -> None:
     """Writes an estimate as a PNG, clipped to [0, 1]."""
-    from cnnrecon.data.images import write_image  # pylint: disable=import-outside-toplevel
     write_image(path, np.clip(estimate, 0.0, 1.0))
 
   @classmethod
