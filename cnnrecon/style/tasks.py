@@ -20,7 +20,7 @@ loss's terms per style (`style.evaluation`).
 """
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -55,10 +55,37 @@ def _refuse_restore(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 class _StyleTask(Task):
-  """What both style tasks share: labels, best checkpoint, the content as the "no model" image."""
+  """What both style tasks share: labels, best checkpoint, evaluation, the content as the "no model" image.
+
+  A style task names its trained net (`net_class`), its training report (`report`) and its export
+  function (`signature`).
+  """
 
   labels = STYLE_LABELS
   best_checkpoint = LOWEST_LOSS
+  net_class: ClassVar[type]
+  report: ClassVar[Callable[[Any, Sequence[Image]], Results]]
+  signature: ClassVar[Callable[[Any], Signature]]
+
+  @classmethod
+  def inference_model(cls, config: ml_collections.ConfigDict, variables: dict, step: int) -> Any:
+    """The trained net (`FastNet`, `AdaINNet`), which stylizes with its own encoder or loss network."""
+    return cls.net_class(config=config, variables=variables, step=step)
+
+  @classmethod
+  def evaluate(cls, model: Any, images: Sequence[Image], request: EvaluationRequest) -> Results:
+    """The training loss's terms per image and style (`style.evaluation`)."""
+    return evaluation.evaluate_style_net(model, images, request)
+
+  @classmethod
+  def final_report(cls, model: Any, images: Sequence[Image]) -> Results:
+    """Stylizations of the validation crops, with the loss's terms per style."""
+    return cls.report(model, images)
+
+  @classmethod
+  def export_signature(cls, model: Any) -> Signature:
+    """The net's inference function (`style.exported`)."""
+    return cls.signature(model)
 
   @classmethod
   def restorer(cls, model: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -94,6 +121,9 @@ class FastStyleTask(_StyleTask):
   """Feed-forward style transfer in the task's trained styles (see the module docstring)."""
 
   loss: perceptual.GramPerceptualLoss
+  net_class = FastNet
+  report = evaluation.fast_style_report
+  signature = exported.fast_style_signature
 
   @classmethod
   def check_config(cls, config: ml_collections.ConfigDict) -> None:
@@ -114,22 +144,6 @@ class FastStyleTask(_StyleTask):
     """Reads the VGG weights and style images into the perceptual loss."""
     call_with_options(_fast_style_options, task_options(config), section='task.fast_style')
     return cls(loss=perceptual.fast_style_loss(config.task.fast_style, seed=config.seed))
-
-  @classmethod
-  def inference_model(cls, config: ml_collections.ConfigDict, variables: dict, step: int) -> FastNet:
-    return FastNet(config=config, variables=variables, step=step)
-
-  @classmethod
-  def evaluate(cls, model: FastNet, images: Sequence[Image], request: EvaluationRequest) -> Results:
-    return evaluation.evaluate_style_net(model, images, request)
-
-  @classmethod
-  def final_report(cls, model: FastNet, images: Sequence[Image]) -> Results:
-    return evaluation.fast_style_report(model, images)
-
-  @classmethod
-  def export_signature(cls, model: FastNet) -> Signature:
-    return exported.fast_style_signature(model)
 
   def prepare(self, keys: jax.Array, clean: jax.Array, frozen: Any = None) -> Example:
     """Content images -> model input `{'image', 'style'}` with one style per example."""
@@ -178,6 +192,9 @@ class AdaINTask(_StyleTask):
   """
 
   loss: adain_loss.AdaINLoss
+  net_class = AdaINNet
+  report = evaluation.adain_report
+  signature = exported.adain_signature
 
   @classmethod
   def check_config(cls, config: ml_collections.ConfigDict) -> None:
@@ -195,22 +212,6 @@ class AdaINTask(_StyleTask):
     """Reads the VGG encoder and the training style images into the loss."""
     call_with_options(_adain_options, task_options(config), section='task.adain')
     return cls(loss=adain_loss.adain_loss(config.task.adain, seed=config.seed))
-
-  @classmethod
-  def inference_model(cls, config: ml_collections.ConfigDict, variables: dict, step: int) -> AdaINNet:
-    return AdaINNet(config=config, variables=variables, step=step)
-
-  @classmethod
-  def evaluate(cls, model: AdaINNet, images: Sequence[Image], request: EvaluationRequest) -> Results:
-    return evaluation.evaluate_style_net(model, images, request)
-
-  @classmethod
-  def final_report(cls, model: AdaINNet, images: Sequence[Image]) -> Results:
-    return evaluation.adain_report(model, images)
-
-  @classmethod
-  def export_signature(cls, model: AdaINNet) -> Signature:
-    return exported.adain_signature(model)
 
   def prepare(self, keys: jax.Array, clean: jax.Array, frozen: Any = None) -> Example:
     """Content images -> model input t = AdaIN(f(content), f(style)), one random style crop per example.
