@@ -34,11 +34,19 @@ ALL_SMOKE_RUNS = [(path.stem, variant) for path in sorted((REPO / 'experiments')
 SMOKE_RUNS = [(name, variant) for name, variant in ALL_SMOKE_RUNS if name not in TRAINED_ELSEWHERE]
 
 
+# Smoke runs the session trains once for other tests too (conftest fixtures), read here instead of trained again.
+SHARED_RUNS = {('denoise_dncnn', 'smoke'): 'dncnn_smoke_run', ('denoise_seed_stack', 'smoke'): 'seed_stack_run'}
+
+
 @pytest.mark.parametrize('experiment, variant', SMOKE_RUNS)
-def test_every_experiment_smoke_variant_trains_and_reports(tmp_path, experiment, variant):
+def test_every_experiment_smoke_variant_trains_and_reports(request, tmp_path, experiment, variant):
   config = config_lib.load_config(str(REPO / 'experiments' / f'{experiment}.py:{variant}'))
-  summary = train_and_evaluate(config, tmp_path, progress=False)
-  assert summary['step'] == config.train.steps
+  if (experiment, variant) in SHARED_RUNS:
+    tmp_path = request.getfixturevalue(SHARED_RUNS[experiment, variant])
+  else:
+    assert train_and_evaluate(config, tmp_path, progress=False)['step'] == config.train.steps
+  assert json.loads((tmp_path / 'config.json').read_text()) == json.loads(config_lib.config_to_json(config))
+  assert sorted(read_metrics(tmp_path, 'train/loss'))[-1] == config.train.steps
   task = build_task(config)
   losses = read_metrics(tmp_path, 'train/loss')
   assert all(np.isfinite(value) for value in losses.values())
