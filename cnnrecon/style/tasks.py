@@ -29,6 +29,7 @@ import numpy as np
 
 from cnnrecon import metrics as metrics_lib
 from cnnrecon.errors import CnnreconError
+from cnnrecon.inference import task_name
 from cnnrecon.registry import call_with_options
 from cnnrecon.style import adain_loss, evaluation, exported, perceptual
 from cnnrecon.style.adain import AdaINNet
@@ -48,10 +49,10 @@ def _check_rgb_model(config: ml_collections.ConfigDict, model: str) -> None:
 
 
 def _refuse_restore(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-  task = model.task if hasattr(model, 'manifest') else model.config.task.name
+  task = task_name(model)
   method = 'fast' if task == 'fast_style' else task
   raise CnnreconError(f'this is a {task} net, which stylizes rather than restores: use `cnnrecon stylize CONTENT '
-                      f'--method {method} --workdir RUN` (or --exported DIR) --out DIR`')
+                      f'--method {method} --workdir RUN --out DIR` (or --exported DIR instead of --workdir)')
 
 
 class _StyleTask(Task):
