@@ -26,7 +26,7 @@ def get_config(arg=None):
     # A 2-core CPU trains this in under 2 minutes. The FFDNet-style half-resolution body gives 4x
     # fewer positions per layer and twice the receptive field of a full-resolution DnCNN of the same
     # cost. Measured on the held-out samples (PSNR, non-local means 29.01 dB): batch 16 at lr 3e-3
-    # 29.27 dB (1600 steps; 28.99 at 1000); batch 8 at lr 3e-3 29.09, at lr 5e-3 29.21 dB, in half
+    # 29.28 dB (1600 steps; 28.99 at 1000); batch 8 at lr 3e-3 29.09, at lr 5e-3 29.21 dB, in half
     # the time (docs/results.md).
     config.model.depth = 10
     config.model.features = 64

@@ -12,7 +12,7 @@ from cnnrecon.data.grids import image_grid
 from cnnrecon.data.sources import load_source
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation import report
-from cnnrecon.evaluation.workdir import source_images
+from cnnrecon.evaluation.workdir import images_as_trained
 from cnnrecon.io import read_jsonl
 from cnnrecon.safety import check_workdir_usable
 from cnnrecon.tasks import task_class
@@ -104,8 +104,7 @@ def write_final_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
   cls = task_class(config)
   model = cls.inference_model(config, {'params': host_state.params, 'batch_stats': host_state.batch_stats},
                               int(host_state.step))
-  results = cls.final_report(model, source_images(eval_source, config.data.channels,
-                                                  gray=config.data.get('gray', 'luminance')))
+  results = cls.final_report(model, images_as_trained(eval_source, config))
   report.write_results_files(workdir / 'eval', results.files)
   grid_png = (report.save_png(workdir / 'grid.png', image_grid(results.grid_columns, titles=results.grid_titles))
               if results.grid_columns else None)

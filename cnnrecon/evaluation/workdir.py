@@ -24,6 +24,11 @@ def source_images(source: Sequence, channels: int, *, gray: str = 'luminance') -
           for i in range(len(source))]
 
 
+def images_as_trained(source: Sequence, config: ml_collections.ConfigDict) -> list[tuple[str, np.ndarray]]:
+  """`source_images` with a run's channels and gray conversion (configs saved before `data.gray`: luminance)."""
+  return source_images(source, config.data.channels, gray=config.data.get('gray', 'luminance'))
+
+
 def config_at_sigma(config: ml_collections.ConfigDict, sigma: float | None) -> ml_collections.ConfigDict | None:
   """A copy of `config` whose task has noise level `sigma` (0-255 scale), or None when `sigma` is None.
 
@@ -71,8 +76,7 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
                               config=config_at_sigma(config, sigma))
   if out is not None:
     safety.check_results_dir(pathlib.Path(out), RESULT_FILES, overwrite=overwrite)
-  images = source_images(load_source(request.data, data_dir=config.data.data_dir or None), config.data.channels,
-                         gray=config.data.get('gray', 'luminance'))
+  images = images_as_trained(load_source(request.data, data_dir=config.data.data_dir or None), config)
   results = task_class(config).evaluate(model, images, request)
   out_dir = pathlib.Path(out) if out else safety.new_results_dir(pathlib.Path(workdir), 'eval')
   paths = write_results_files(out_dir, results.files)

@@ -19,11 +19,8 @@ from cnnrecon.models.registry import build_model
 from cnnrecon.style import losses
 from cnnrecon.style.adain import AdaINNet
 from cnnrecon.style.fast import SIDE_MULTIPLE, FastNet, reflect_pad_to_multiple
-from cnnrecon.tasks import Input, Signature, task_options
-
-
-def _task_entry(config) -> dict:
-  return {'name': config.task.name, **task_options(config)}
+from cnnrecon.tasks import Input, Signature
+from cnnrecon.tasks.base import task_record
 
 
 def fast_style_signature(net: FastNet) -> Signature:
@@ -39,7 +36,7 @@ def fast_style_signature(net: FastNet) -> Signature:
   inputs = (Input('content', 'image', channels=3, value_range=(0.0, 1.0)),
             Input('style_mix', 'mix', length=len(net.styles)))
   return Signature(function=stylize, inputs=inputs, multiple=SIDE_MULTIPLE, min_side=2 * SIDE_MULTIPLE,
-                   task=_task_entry(net.config),
+                   task=task_record(net.config),
                    output='the stylized content image; style_mix weighs the trained styles (summing to 1)',
                    model=net, step=net.step)
 
@@ -59,7 +56,7 @@ def adain_signature(net: AdaINNet) -> Signature:
             Input('style', 'image', channels=3, prefix='style_', value_range=(0.0, 1.0)),
             Input('alpha', 'scalar', value_range=(0.0, 1.0)))
   return Signature(function=stylize, inputs=inputs, multiple=UPSAMPLING, min_side=2 * UPSAMPLING,
-                   task=_task_entry(net.config),
+                   task=task_record(net.config),
                    output='the content image in the style of the style image; alpha in [0, 1] is the style strength',
                    model=net, step=net.step)
 

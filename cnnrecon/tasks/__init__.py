@@ -62,8 +62,10 @@ def _entry_points() -> dict[str, metadata.EntryPoint]:
 def _import_plugin(name: str) -> None:
   if name in PLUGIN_MODULES:
     importlib.import_module(PLUGIN_MODULES[name])
-  elif name in _entry_points():
-    loaded = _entry_points()[name].load()
+    return
+  entry = _entry_points().get(name)
+  if entry is not None:
+    loaded = entry.load()
     if isinstance(loaded, type) and issubclass(loaded, Task) and name not in TASKS:
       register_task(name)(loaded)
 

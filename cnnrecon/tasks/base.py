@@ -200,6 +200,11 @@ def task_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return options.to_dict() if isinstance(options, ml_collections.ConfigDict) else dict(options or {})
 
 
+def task_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The task's name and options in one dict, as export manifests record them (`Signature.task`)."""
+  return {'name': config.task.name, **task_options(config)}
+
+
 class Task(abc.ABC):
   """The interface every task implements (see the module docstring)."""
 

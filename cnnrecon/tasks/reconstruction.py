@@ -29,7 +29,7 @@ from cnnrecon.registry import call_with_options
 from cnnrecon.tasks import scoring, tables
 from cnnrecon.tasks.baselines import Baseline
 from cnnrecon.tasks.base import (EvaluationRequest, Example, Image, Input, Labels, MetricConvention, Results,
-                                 Signature, Task, task_options)
+                                 Signature, Task, task_options, task_record)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +87,7 @@ class ReconstructionTask(Task):
     """Observations -> estimates: the task's initial estimate, then the model."""
     config = model.config
     network = build_model(config.model, channels=config.data.channels, operator=model.operator)
-    initial_estimate = jax.vmap(cls.from_config(config).operator.initial_estimate)
+    initial_estimate = jax.vmap(model.operator.initial_estimate)
     variables = model.variables
 
     def restore(observed):
@@ -95,7 +95,7 @@ class ReconstructionTask(Task):
 
     multiple = side_multiple(config.model)
     return Signature(function=restore, inputs=(cls.observation_input(config),), multiple=multiple,
-                     min_side=multiple, task={'name': config.task.name, **task_options(config)},
+                     min_side=multiple, task=task_record(config),
                      output='the estimate of the clean image (not clipped; clip to [0, 1] to save it)',
                      model=model, step=model.step)
 
