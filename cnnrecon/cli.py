@@ -154,7 +154,8 @@ def _add_export_parser(commands) -> None:
   export.add_argument('--step', default='best', help='best (by validation PSNR, default), latest or a step number')
   export.add_argument('--image-size', default=None, help='HxW: fix the image sides (default: symbolic, any '
                       'size the architecture takes)')
-  export.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
+  export.add_argument('--overwrite', action='store_true', help='replace a previous export in --out (never a '
+                      'folder that holds anything else, nor the workdir or a folder of it)')
 
 
 def _add_sweep_parsers(commands) -> None:

@@ -6,12 +6,23 @@ step, the versions) and `SHA256SUMS` over the manifest and payload, which
 `cnnrecon.export.load` checks before it runs anything. The directory is
 written beside its final place and renamed into it, so a failed export
 leaves nothing half-written and an existing export is replaced only whole.
+
+`--overwrite` replaces only a previous export: a folder that holds nothing
+but an export's files. The workdir, a folder that holds it, and anything
+inside it but such an export are refused, by path and by file identity
+(device, inode), so a symlink cannot dodge the check. The staging folders
+beside `--out` carry the exporting process's PID and host
+(`.NAME.export-PID-HOST.xxxxxxxx`); a later export to the same `--out`
+removes those whose process is dead, e.g. after a SIGKILL.
 """
 
 import datetime
 import json
+import os
 import pathlib
+import re
 import shutil
+import socket
 import tempfile
 
 import jax
@@ -40,12 +51,141 @@ def parse_image_size(text: str | None) -> tuple[int, int] | None:
   return height, width
 
 
-def _check_out(out: pathlib.Path, overwrite: bool) -> None:
+def _real_out(out: str | pathlib.Path) -> pathlib.Path:
+  """`out` with its parent folders resolved (symlinks, `..`), so that what is renamed beside it is what the kernel
+  would find there; `out` itself keeps its name (a symlink `out` is refused)."""
+  out = pathlib.Path(out).absolute()
+  return out.resolve() if out.name in ('', '.', '..') else out.parent.resolve() / out.name
+
+
+def _identity(path: pathlib.Path) -> tuple[int, int] | None:
+  try:
+    stat = path.stat()
+  except OSError:
+    return None
+  return stat.st_dev, stat.st_ino
+
+
+def _lineage(path: pathlib.Path) -> set[tuple[int, int]]:
+  """The identities of the folders above `path`, as written and resolved: a symlink cannot hide one."""
+  absolute, resolved = path.absolute(), path.resolve()
+  return {_identity(folder) for folder in (*absolute.parents, *resolved.parents)} - {None}
+
+
+def _is_run(folder: pathlib.Path) -> bool:
+  """Whether `folder` is a training workdir (by what `train` writes first; an export holds none of these)."""
+  return ((folder / '.cnnrecon.lock').is_file() or (folder / 'checkpoints').is_dir()
+          or (folder / 'metrics.jsonl').is_file())
+
+
+def _check_not_a_workdir(out: pathlib.Path, workdir: pathlib.Path, given) -> None:
+  """Refuses an `out` that is the workdir or holds it, is another run's workdir, or lies inside a workdir
+  (unless it is a previous export there)."""
+  work, here = _identity(workdir), _identity(out)
+  instead = f'export into a folder of its own, e.g. --out exports/{workdir.resolve().name}'
+  if work is not None and (here == work or out.resolve() == workdir.resolve()):
+    raise CnnreconError(f'--out {given} is the workdir {workdir} itself: {instead}')
+  if work is not None and (here in _lineage(workdir) or out.resolve() in workdir.resolve().parents):
+    raise CnnreconError(f'--out {given} holds the workdir {workdir}: {instead}')
+  if out.is_dir() and _is_run(out):
+    raise CnnreconError(f'--out {given} is the workdir of a training run: {instead}')
+  inside = workdir if work is not None and (work in _lineage(out) or workdir.resolve() in out.resolve().parents) \
+      else next((folder for folder in out.resolve().parents if _is_run(folder)), None)
+  if inside is not None and (not out.is_dir() or _not_an_export(out)):
+    # Its checkpoints, logs and reports are the run's: an export never goes there, only replaces one.
+    raise CnnreconError(f'--out {given} lies inside the workdir {inside}, where only a previous export may be '
+                        f'replaced: {instead}')
+
+
+def _export_files(folder: pathlib.Path) -> tuple[set[str], bool]:
+  """The files an export in `folder` may hold, and whether anything under `savedmodel/` may be one of them.
+
+  A readable manifest names them; a damaged one cannot, and then any format's file names count, so that
+  `--overwrite` replaces a broken export too.
+  """
+  try:
+    return {loader.MANIFEST, loader.SUMS, *loader.read_manifest(folder)['payload']}, False
+  except CnnreconError:
+    return {loader.MANIFEST, loader.SUMS, loader.STABLEHLO_FILE, loader.PARAMS_FILE, loader.CONFIG_FILE}, True
+
+
+def _not_an_export(folder: pathlib.Path) -> str | None:
+  """Why `folder` is not a previous export that `--overwrite` may replace (None: it is one)."""
+  if not (folder / loader.MANIFEST).is_file():
+    return f'it has no {loader.MANIFEST}'
+  allowed, any_savedmodel = _export_files(folder)
+  foreign = []
+  for root, folders, files in os.walk(folder):
+    for name in files + [name for name in folders if os.path.islink(os.path.join(root, name))]:
+      path = pathlib.Path(root, name)
+      relative = path.relative_to(folder).as_posix()
+      saved = any_savedmodel and relative.startswith('savedmodel/')
+      if path.is_symlink() or not (relative in allowed or saved):
+        foreign.append(relative)
+  if foreign:
+    return f'it also holds {", ".join(sorted(foreign)[:3])}{", ..." if len(foreign) > 3 else ""}'
+  return None
+
+
+def _check_out(out: pathlib.Path, overwrite: bool, given) -> None:
+  """Refuses an `out` that is a file or a symlink, non-empty without `overwrite`, or anything but an export."""
+  if out.is_symlink():
+    raise CnnreconError(f'--out {given} is a symbolic link (to {os.readlink(out)}): give the folder itself')
   if out.exists() and not out.is_dir():
-    raise CnnreconError(f'--out {out} is a file: give a directory for the export')
-  if out.is_dir() and any(out.iterdir()) and not overwrite:
-    raise CnnreconError(f'--out {out} exists and is not empty: pick a new directory, or pass --overwrite to '
+    raise CnnreconError(f'--out {given} is a file: give a directory for the export')
+  if not out.is_dir() or not any(out.iterdir()):
+    return
+  if not overwrite:
+    raise CnnreconError(f'--out {given} exists and is not empty: pick a new directory, or pass --overwrite to '
                         'replace it')
+  why = _not_an_export(out)
+  if why:
+    raise CnnreconError(f'--out {given} is not a previous export ({why}): --overwrite replaces only a folder '
+                        'that `cnnrecon export` wrote; pick a new or empty directory')
+
+
+def _host() -> str:
+  return re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:40] or 'host'
+
+
+def _staging_prefix(out: pathlib.Path) -> str:
+  """`.NAME.export-PID-HOST.`: who stages beside `out`, so that a later export can tell a dead one's litter."""
+  return f'.{out.name}.export-{os.getpid()}-{_host()}.'
+
+
+def _alive(pid: int) -> bool:
+  if pid <= 0:
+    return True  # not a process of ours to judge: keep its folder
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # another user's live process
+  return True
+
+
+def _clean_stale_staging(out: pathlib.Path) -> None:
+  """Removes what exports to `out` on this host left beside it when their process died (SIGKILL, power cut).
+
+  Only folders named by `_staging_prefix` whose PID is dead are touched. A dead export's `.old` folder is
+  the previous export, moved aside just before the new one was renamed in: if `out` is missing it goes
+  back to `out` rather than away.
+  """
+  if not out.parent.is_dir():
+    return
+  pattern = re.compile(rf'\.{re.escape(out.name)}\.export-(\d+)-{re.escape(_host())}\.(old|[a-z0-9_]{{8}})')
+  for entry in sorted(out.parent.iterdir()):
+    match = pattern.fullmatch(entry.name)
+    if not match or entry.is_symlink() or not entry.is_dir() or _alive(int(match[1])):
+      continue
+    try:
+      if match[2] == 'old' and not out.exists() and not out.is_symlink():
+        entry.rename(out)
+      else:
+        shutil.rmtree(entry)
+    except OSError:
+      pass  # litter that cannot go now stays for a later run; the export itself is not at stake
 
 
 def _spatial(signature: Signature, image_size: tuple[int, int] | None = None) -> dict:
@@ -149,14 +289,16 @@ def export_workdir(workdir: str | pathlib.Path, out: str | pathlib.Path, *, fmt:
     raise CnnreconError(f'unknown --format {fmt!r}: use {", ".join(FORMATS)}')
   if fmt == 'savedmodel':
     _tensorflow()  # fail before any work when it is missing
-  workdir, out = pathlib.Path(workdir), pathlib.Path(out)
-  _check_out(out, overwrite)
+  given, workdir, out = out, pathlib.Path(workdir), _real_out(out)
+  _check_not_a_workdir(out, workdir, given)
+  _clean_stale_staging(out)
+  _check_out(out, overwrite, given)
   signature = signature_of(workdir, step=step)
   if image_size is not None:
     loader.check_image_sides(_spatial(signature), signature.config.model.name, '--image-size', *image_size)
   specs = symbolic_specs(signature, image_size)
   out.parent.mkdir(parents=True, exist_ok=True)
-  staging = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+  staging = pathlib.Path(tempfile.mkdtemp(prefix=_staging_prefix(out), dir=out.parent))
   staging.chmod(0o755)  # mkdtemp's 0700 would make the export private to this user
   try:
     writers = {'stablehlo': lambda: _write_stablehlo(signature, staging, specs, platforms),
@@ -167,19 +309,27 @@ def export_workdir(workdir: str | pathlib.Path, out: str | pathlib.Path, *, fmt:
     (staging / loader.MANIFEST).write_text(json.dumps(manifest, indent=1) + '\n')
     sums = {loader.MANIFEST: sha256_of(staging / loader.MANIFEST), **payload}
     (staging / loader.SUMS).write_text(''.join(f'{digest}  {name}\n' for name, digest in sums.items()))
+    # Again: while the model was written, `out` may have become something --overwrite must not replace.
+    _check_not_a_workdir(out, workdir, given)
+    _check_out(out, overwrite, given)
     _replace_dir(staging, out)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
-  return out
+  return pathlib.Path(given)
 
 
 def _replace_dir(staging: pathlib.Path, out: pathlib.Path) -> None:
-  """Moves `staging` to `out`; an old `out` is moved aside first and deleted only after."""
+  """Moves `staging` to `out`; an old `out` is moved aside first, back if the move fails, and deleted only after."""
   old = None
   if out.exists():
-    old = out.with_name(f'.{out.name}.old')
+    old = out.with_name(_staging_prefix(out) + 'old')
     shutil.rmtree(old, ignore_errors=True)
     out.rename(old)
-  staging.rename(out)
+  try:
+    staging.rename(out)
+  except BaseException:
+    if old is not None and not out.exists():
+      old.rename(out)  # the previous export stays in place
+    raise
   if old is not None:
     shutil.rmtree(old)

@@ -22,7 +22,19 @@ from cnnrecon.io import sha256_of
 MANIFEST = 'manifest.json'
 SUMS = 'SHA256SUMS'  # `sha256sum -c SHA256SUMS` checks an export by hand too
 STABLEHLO_FILE = 'model.stablehlo'
+PARAMS_FILE = 'params.safetensors'  # the params form (`inference.params`); named here to check manifests
+CONFIG_FILE = 'config.json'
 MANIFEST_VERSION = 1
+# The payload file each format cannot load without: a manifest whose payload lacks it names the wrong format.
+REQUIRED_PAYLOAD = {'stablehlo': (STABLEHLO_FILE,), 'params': (PARAMS_FILE, CONFIG_FILE),
+                    'savedmodel': ('savedmodel/saved_model.pb',)}
+INPUT_KINDS = ('image', 'mix', 'vector', 'scalar')
+_JSON_TYPES = {dict: 'a JSON object', list: 'a list', str: 'a string', int: 'an integer'}
+
+
+def reexport_hint(directory: pathlib.Path) -> str:
+  """How to replace a broken export (`--overwrite` accepts a folder that holds only an export's files)."""
+  return f're-export it with `cnnrecon export --workdir RUN --out {directory} --overwrite`'
 
 
 def _recorded_sums(directory: pathlib.Path) -> dict[str, str]:
@@ -35,15 +47,101 @@ def _recorded_sums(directory: pathlib.Path) -> dict[str, str]:
     digest, _, name = line.partition('  ')
     if len(digest) != 64 or not name:
       raise CnnreconError(f'{sums_path} has a malformed line {line!r}: export the model again')
+    if pathlib.PurePosixPath(name).is_absolute() or '..' in pathlib.PurePosixPath(name).parts:
+      # A sum may only vouch for a file of the export itself.
+      raise CnnreconError(f'{sums_path} lists {name!r}, a file outside the export: {reexport_hint(directory)}')
     sums[name] = digest
   return sums
+
+
+def _typed(value: Any, kind: type) -> bool:
+  return isinstance(value, kind) and not (kind is int and isinstance(value, bool))  # JSON true is no step number
+
+
+def _field_problem(manifest: dict) -> str | None:
+  """The first missing or mistyped field that loading and running an export reads (None: all there)."""
+  fields = [(('format',), str), (('payload',), dict), (('task',), dict), (('task', 'name'), str),
+            (('model',), dict), (('model', 'name'), str), (('source',), dict), (('source', 'step'), int),
+            (('inputs',), list), (('spatial',), dict), (('spatial', 'multiple'), int),
+            (('spatial', 'min_side'), int), (('spatial', 'why'), str)]
+  for keys, kind in fields:
+    value = manifest
+    for key in keys:
+      value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+      return f'has no {".".join(keys)!r}'
+    if not _typed(value, kind):
+      return f'has {".".join(keys)!r} = {json.dumps(value)[:40]}, not {_JSON_TYPES[kind]}'
+  return None
+
+
+def _inputs_problem(manifest: dict) -> str | None:
+  """What is wrong with the manifest's `inputs`, `spatial.fixed` or `task.styles` (None: nothing)."""
+  inputs = manifest['inputs']
+  for item in inputs:
+    if not isinstance(item, dict) or not _typed(item.get('name'), str) or item.get('kind') not in INPUT_KINDS:
+      return f'has an input {json.dumps(item)[:60]} without a name and a kind ({", ".join(INPUT_KINDS)})'
+    if item['kind'] != 'scalar' and not (_typed(item.get('size'), int) and item['size'] > 0):
+      return f'has input {item["name"]!r} without a positive integer size'
+  if not inputs:
+    return 'lists no inputs'
+  fixed = manifest['spatial'].get('fixed')
+  sides = isinstance(fixed, list) and len(fixed) == 2 and all(_typed(side, int) for side in fixed)
+  if fixed is not None and not sides:
+    return f'has spatial.fixed {json.dumps(fixed)[:40]}, not null or [height, width]'
+  styles = manifest['task'].get('styles', [])
+  if not (isinstance(styles, list) and all(isinstance(style, str) for style in styles)):
+    return 'has task.styles that is not a list of names'
+  return None
+
+
+def _payload_problem(manifest: dict) -> str | None:
+  """What is wrong with the manifest's `format` and `payload` (None: nothing)."""
+  fmt, payload = manifest['format'], manifest['payload']
+  if fmt not in REQUIRED_PAYLOAD:
+    return f'names format {fmt!r}, which is none of {", ".join(REQUIRED_PAYLOAD)}'
+  if not all(isinstance(name, str) and isinstance(digest, str) for name, digest in payload.items()):
+    return 'has a payload that does not map file names to sha256 sums'
+  missing = [name for name in REQUIRED_PAYLOAD[fmt] if name not in payload]
+  if missing:
+    return f'names format {fmt!r}, but its payload lacks {", ".join(missing)}'
+  return None
+
+
+def read_manifest(directory: str | pathlib.Path) -> dict:
+  """The parsed `manifest.json` of an export, once it holds every field loading it needs.
+
+  Raises:
+    CnnreconError: not JSON, a newer manifest version, a missing or mistyped
+      field, or a format whose payload files it does not list (one line).
+  """
+  directory = pathlib.Path(directory)
+  path = directory / MANIFEST
+  try:
+    manifest = json.loads(path.read_text(encoding='utf-8'))
+  except json.JSONDecodeError as error:
+    raise CnnreconError(f'{path} is not valid JSON ({error.msg} at line {error.lineno} column {error.colno}): '
+                        f'{reexport_hint(directory)}') from None
+  except UnicodeDecodeError:
+    raise CnnreconError(f'{path} is not UTF-8 text: {reexport_hint(directory)}') from None
+  if not isinstance(manifest, dict):
+    raise CnnreconError(f'{path} holds {json.dumps(manifest)[:40]}, not a JSON object: {reexport_hint(directory)}')
+  version = manifest.get('manifest_version')
+  if _typed(version, int) and version > MANIFEST_VERSION:
+    raise CnnreconError(f'{path} has manifest_version {version}, newer than this cnnrecon reads '
+                        f'({MANIFEST_VERSION}): upgrade cnnrecon, or {reexport_hint(directory)}')
+  problem = _field_problem(manifest) or _inputs_problem(manifest) or _payload_problem(manifest)
+  if problem:
+    raise CnnreconError(f'{path} {problem}: {reexport_hint(directory)}')
+  return manifest
 
 
 def verify(directory: str | pathlib.Path) -> dict:
   """Checks every file of an export against SHA256SUMS and the manifest; returns the manifest.
 
   Raises:
-    CnnreconError: a missing, changed or unlisted file (one line naming it).
+    CnnreconError: a missing, changed or unlisted file, or a malformed
+      manifest (one line naming it).
   """
   directory = pathlib.Path(directory)
   sums = _recorded_sums(directory)
@@ -56,7 +154,7 @@ def verify(directory: str | pathlib.Path) -> dict:
     if sha256_of(path) != digest:
       raise CnnreconError(f'{path} does not match its sha256 in {SUMS}: the export was changed or damaged; '
                           'export the model again')
-  manifest = json.loads((directory / MANIFEST).read_text())
+  manifest = read_manifest(directory)
   for name, digest in manifest['payload'].items():
     if sums.get(name) != digest:
       raise CnnreconError(f'{directory / MANIFEST} and {SUMS} disagree on the sha256 of {name}: '
@@ -156,4 +254,9 @@ def stablehlo_model(directory: str | pathlib.Path, manifest: dict) -> ExportedMo
     raise CnnreconError(f'{directory} holds a {manifest["format"]} export; load it with TensorFlow '
                         '(tf.saved_model.load), or export --format stablehlo for jax')
   payload = (directory / STABLEHLO_FILE).read_bytes()
-  return ExportedModel(manifest=manifest, exported=jax.export.deserialize(bytearray(payload)))
+  try:
+    exported = jax.export.deserialize(bytearray(payload))
+  except Exception:  # pylint: disable=broad-except  # foreign bytes fail however the flatbuffer reader trips
+    raise CnnreconError(f'{directory / STABLEHLO_FILE} is not a serialized jax.export model although its sha256 '
+                        f'matches: {reexport_hint(directory)}') from None
+  return ExportedModel(manifest=manifest, exported=exported)
