@@ -161,15 +161,17 @@ def _add_export_parser(commands) -> None:
 def _add_sweep_parsers(commands) -> None:
   sweep = commands.add_parser('sweep', help='train every run of an ablation sweep (rerun to resume)')
   sweep.add_argument('spec', help='ablation file, e.g. experiments/ablations/seed_stack_depth.py:smoke')
-  sweep.add_argument('--root', required=True, help='one workdir per run goes under this folder')
+  sweep.add_argument('--root', required=True, help='one workdir per run goes under this folder (new, empty, or '
+                     'this ablation\'s sweep root)')
   sweep.add_argument('--only', action='append', default=[], help='KEY=VALUE: only runs with this override')
   sweep.add_argument('--shard', default='0/1', help='K/N: this invocation runs every N-th run from K')
   sweep.add_argument('--max-parallel', type=int, default=1, help='train up to N runs at once on this machine '
-                     '(N worker processes)')
+                     '(a worker process per run left, at most N; N up to the CPU cores)')
   sweep.add_argument('--retry-failed', action='store_true', help='run the runs recorded as failed again')
   sweep.add_argument('--no-progress', action='store_true', help='hide the progress bars')
   sweep.add_argument('--no-report', action='store_true', help=argparse.SUPPRESS)  # a --max-parallel worker
   sweep.add_argument('--started', type=float, default=None, help=argparse.SUPPRESS)  # the workers' parent's start
+  sweep.add_argument('--parent-pid', type=int, default=None, help=argparse.SUPPRESS)  # a worker's parent
   report = commands.add_parser('sweep-report', help='results.csv/md and plots of a sweep, at any time')
   report.add_argument('--root', required=True)
 
@@ -362,28 +364,34 @@ def console_main() -> None:
 
 
 def _sweep(args, extra):
+  from cnnrecon.sweep.parallel import die_with_parent, run_sweep_parallel
+  if args.parent_pid is not None:  # a --max-parallel worker: first of all, it must not outlive its parent
+    die_with_parent(args.parent_pid)
   from cnnrecon.sweep import run_sweep, sweep_report
-  from cnnrecon.sweep.parallel import run_sweep_parallel
-  from cnnrecon.sweep.run import parse_shard
+  from cnnrecon.sweep.run import parse_shard, runs_failed
   _no_extra(extra)
   shard = parse_shard(args.shard)
   if args.max_parallel != 1:
     counts = run_sweep_parallel(args.spec, args.root, workers=args.max_parallel, only=args.only, shard=shard,
                                 retry_failed=args.retry_failed)
     print(f"{counts['finished']} finished, {counts['failed']} failed, {counts['remaining']} remaining of this "
-          f"shard's {counts['total']} runs ({args.max_parallel} workers)")
-    if counts['interrupted']:
-      print('interrupted: the workers stopped their runs with a checkpoint; rerun the same command to resume')
-      return EXIT_INTERRUPTED
+          f"shard's {counts['total']} runs ({counts['workers']} worker{'s' * (counts['workers'] != 1)})")
   else:
     counts = run_sweep(args.spec, args.root, only=args.only, shard=shard, retry_failed=args.retry_failed,
                        started=args.started, progress=not args.no_progress)
     remaining = counts['total'] - counts['finished'] - counts['failed']
     print(f"{counts['finished']} finished, {counts['failed']} failed, {remaining} remaining "
           f"({counts['busy']} busy in another invocation) of this shard's {counts['total']} runs")
+    if counts['stopped_by']:  # (--max-parallel says itself what each run kept)
+      print(f"{counts['stopped_by']}: the sweep stopped; rerun the same command to resume")
   if not args.no_report:
     paths = sweep_report(args.root)
     print(f"results: {paths['md']}, {paths['csv']}")
+  if counts['stopped_by'] == 'SIGINT':
+    return EXIT_INTERRUPTED
+  if counts['failed_runs'] and args.parent_pid is None:  # a worker leaves this to its parent
+    raise runs_failed(args.root, counts['failed_runs'], counts['total'])
+  return 0
 
 
 def _sweep_report(args, extra):

@@ -40,12 +40,12 @@ def _ablation(folder, *, steps=8, extra=''):
   return path
 
 
-def _sweep(*args, wait=True):
+def _sweep(*args, wait=True, status=0):
   command = [sys.executable, '-m', 'cnnrecon.cli', 'sweep', *map(str, args), '--no-progress']
   process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   if wait:
     out, err = process.communicate(timeout=600)
-    assert process.returncode == 0, err[-3000:]
+    assert process.returncode == status, err[-3000:]
     return out
   return process
 
@@ -70,12 +70,12 @@ def test_axes_helpers_and_run_names():
 
 @pytest.fixture(scope='module')
 def finished(tmp_path_factory):
-  """An uninterrupted sweep of 4 runs plus one whose config is rejected."""
+  """An uninterrupted sweep of 4 runs plus one whose config is rejected (so it exits 1)."""
   folder = tmp_path_factory.mktemp('sweep')
   ablation = _ablation(folder, extra=" + [{'model.depth': 9}]")
   output = io.StringIO()
   with contextlib.redirect_stdout(output):  # in this process: no new interpreter to start
-    assert cli.main(['sweep', str(ablation), '--root', str(folder / 'root'), '--no-progress']) == 0
+    assert cli.main(['sweep', str(ablation), '--root', str(folder / 'root'), '--no-progress']) == 1
   return folder, ablation, output.getvalue()
 
 
@@ -140,7 +140,9 @@ def test_two_concurrent_shards_cover_every_run_exactly_once(tmp_path):
 def test_max_parallel_workers_share_the_sweep_and_retry_a_failed_run_once(finished):
   folder, ablation, _ = finished
   before = _results(folder / 'root')
-  out = _sweep(ablation, '--root', folder / 'root', '--max-parallel', '2', '--retry-failed')
+  # Two runs left to claim (one worker starts per run left): the failed one and one whose end is unrecorded.
+  (folder / 'root' / 'features=8,seed=1' / 'sweep_status.json').unlink()
+  out = _sweep(ablation, '--root', folder / 'root', '--max-parallel', '2', '--retry-failed', status=1)
   assert '[worker 0]' in out and '[worker 1]' in out
   assert '4 finished, 1 failed, 0 remaining of this shard\'s 5 runs (2 workers)' in out
   status = json.loads((folder / 'root' / 'depth=9' / 'sweep_status.json').read_text())
@@ -159,7 +161,8 @@ def test_a_run_claimed_by_another_process_is_left_to_it(tmp_path):
     counts = run_sweep(str(ablation), tmp_path / 'root', only=['model.features=8'], echo=lambda line: None)
   finally:
     holder.kill()
-  assert counts == {'finished': 1, 'failed': 0, 'busy': 1, 'interrupted': 0, 'total': 2}
+  assert counts == {'finished': 1, 'failed': 0, 'busy': 1, 'interrupted': 0, 'total': 2, 'stopped_by': None,
+                    'failed_runs': []}
   assert not (claimed / 'metrics.jsonl').exists()
 
 
@@ -197,4 +200,5 @@ def test_a_signal_that_stops_a_run_stops_the_sweep(tmp_path, monkeypatch):
   monkeypatch.setattr(sweep_run, 'train_and_evaluate', stopped_by_sigterm)
   counts = sweep_run.run_sweep(str(_ablation(tmp_path)), tmp_path / 'root', echo=lambda line: None)
   assert calls == ['features=4,seed=0'] and counts['interrupted'] == 1 and counts['finished'] == 0
+  assert counts['stopped_by'] == 'SIGTERM'
   assert sweep_run.read_status(tmp_path / 'root' / 'features=4,seed=0') is None  # resumes on the next call

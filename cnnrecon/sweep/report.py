@@ -44,7 +44,11 @@ def collect_rows(root: pathlib.Path) -> tuple[list[dict], list[dict]]:
   """(one row per run of the sweep, the run override dicts) read from `<root>`."""
   if not (root / SWEEP_FILE).is_file():
     raise CnnreconError(f'{root} holds no {SWEEP_FILE}: pass the --root a `cnnrecon sweep` wrote')
-  runs = json.loads((root / SWEEP_FILE).read_text())['runs']
+  try:
+    runs = json.loads((root / SWEEP_FILE).read_text())['runs']
+  except (ValueError, KeyError, TypeError) as error:
+    raise CnnreconError(f'{root / SWEEP_FILE} is not one cnnrecon wrote ({type(error).__name__}): pass the '
+                        '--root a `cnnrecon sweep` wrote') from None
   rows = []
   for overrides in runs:
     name = run_name(overrides)
