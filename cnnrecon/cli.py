@@ -21,12 +21,22 @@ diverged training run (non-finite loss) exits with 3; SIGTERM stops training
 with a checkpoint and exit status 0, SIGINT (Ctrl-C) likewise with 130.
 """
 
-import argparse
-import json
-import os
 import sys
 
-from cnnrecon.errors import EXIT_USAGE, CheckpointUnreadable, CnnreconError  # noqa: F401  (EXIT_USAGE: API)
+from cnnrecon import safety
+
+# When this module is the program (the `cnnrecon` script, `python -m cnnrecon.cli`), SIGTERM / SIGINT are
+# recorded before anything else is imported, so that a signal during start-up is never lost; `_main` hands
+# them back to Python's defaults for commands that do not train. Imported as a library, nothing changes.
+if __name__ == '__main__' or sys.argv[0].endswith('/cnnrecon'):
+  safety.record_signals()
+
+# pylint: disable=wrong-import-position
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+
+from cnnrecon.errors import EXIT_USAGE, CheckpointUnreadable, CnnreconError, FileSystemRefused  # noqa: E402,F401  (EXIT_USAGE: API)
 
 EXIT_INTERRUPTED = 130  # the shell's status for SIGINT
 _EXIT_NOW = 1000  # added to a status: exit without interpreter shutdown (see console_main)
@@ -195,12 +205,20 @@ def _split_overrides(extra: list[str]) -> list[str]:
 
 def _train(args, extra):
   from cnnrecon import config as config_lib
+  from cnnrecon.safety import file_system_refusal, stop_if_signalled
   from cnnrecon.evaluation import train_and_evaluate
   from cnnrecon.train import parallel
   parallel.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   config = config_lib.load_config(args.config, _split_overrides(extra))
-  summary = train_and_evaluate(config, args.workdir, force=args.force, stop_at=args.stop_at,
-                               from_step=args.from_step, progress=not args.no_progress)
+  stop_if_signalled('loading the config')
+  try:
+    summary = train_and_evaluate(config, args.workdir, force=args.force, stop_at=args.stop_at,
+                                 from_step=args.from_step, progress=not args.no_progress)
+  except OSError as error:  # a read-only workdir or a full disk: say what of the run is safe
+    refusal = file_system_refusal(error, workdir=args.workdir)
+    if refusal is None:
+      raise
+    raise refusal from None
   if 'stopped_by' in summary:
     print(f"{summary['stopped_by']}: stopped at step {summary['step']} with a checkpoint; rerun the same command "
           'to resume')
@@ -333,11 +351,47 @@ def _no_extra(extra):
 
 
 def _quiet_libraries() -> None:
-  """Hides library chatter (absl warnings, TFDS build bars) so our own output stays readable."""
+  """Hides library chatter (absl warnings, TFDS build bars, writer threads' file-system tracebacks)."""
   from absl import logging as absl_logging
   import tensorflow_datasets as tfds
   absl_logging.set_verbosity(absl_logging.ERROR)
   tfds.disable_progress_bar()
+  _quiet_file_system_refusals()
+
+
+class _DropFileSystemRefusals:
+  """A logging filter and thread excepthook that drop what `safety.file_system_refusal` reports as one line.
+
+  orbax's and tensorboardX's writer threads print a traceback for each file a
+  read-only folder or a full disk refused; the command then stops at its next
+  write and says so once.
+  """
+
+  def __init__(self, previous_hook):
+    self.previous_hook = previous_hook
+
+  def filter(self, record) -> bool:
+    from cnnrecon.safety import is_file_system_refusal
+    return not is_file_system_refusal(record.getMessage(), record.exc_info[1] if record.exc_info else None)
+
+  def excepthook(self, args) -> None:
+    from cnnrecon.safety import is_file_system_refusal
+    if not is_file_system_refusal('', args.exc_value):
+      self.previous_hook(args)
+
+
+def _quiet_file_system_refusals() -> None:
+  import logging
+  import threading
+  import warnings
+  # orbax drops the coroutine of a save that a full disk or a read-only folder stopped: Python warns when
+  # it is collected. The failure itself is reported as one line.
+  warnings.filterwarnings('ignore', message=r"coroutine '.*' was never awaited", category=RuntimeWarning)
+  logger = logging.getLogger('absl')
+  if not any(isinstance(existing, _DropFileSystemRefusals) for existing in logger.filters):
+    dropper = _DropFileSystemRefusals(threading.excepthook)
+    logger.addFilter(dropper)
+    threading.excepthook = dropper.excepthook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,8 +406,9 @@ def console_main() -> None:
   After a damaged checkpoint, tensorstore's reads still in flight call back
   into the event loop orbax has closed, and print dozens of
   "Event loop is closed" tracebacks from C++ threads as the interpreter shuts
-  down. The one-line error has been printed and nothing is being written, so
-  the process exits at once instead.
+  down; a failed write (read-only folder, full disk) and a start-up signal
+  leave such threads too. The one-line error has been printed and nothing is
+  being written, so the process exits at once instead.
   """
   status = _main(sys.argv[1:])
   if status >= _EXIT_NOW:
@@ -401,9 +456,20 @@ def _sweep_report(args, extra):
   print(f"results: {paths['md']}, {paths['csv']}")
 
 
+# Commands that train: SIGTERM / SIGINT are recorded from their first moment (`safety.record_signals`).
+_TRAINING_COMMANDS = ('train', 'reproduce')
+
+
 def _main(argv: list[str] | None) -> int:
   try:
     args, extra = _build_parser().parse_known_args(argv)
+    if args.command in _TRAINING_COMMANDS:
+      safety.record_signals()
+    else:  # Ctrl-C interrupts other commands at once (KeyboardInterrupt, below)
+      received = safety.SIGNALS.received
+      safety.SIGNALS.uninstall()
+      if received is not None:
+        raise KeyboardInterrupt
     _quiet_libraries()
     handlers = {'train': _train, 'eval': _eval, 'report': _report, 'reproduce': _reproduce, 'denoise': _denoise, 'restore': _denoise, 'weights': _weights,
                 'stylize': _stylize, 'export': _export, 'sweep': _sweep, 'sweep-report': _sweep_report}
@@ -411,6 +477,18 @@ def _main(argv: list[str] | None) -> int:
   except CheckpointUnreadable as error:
     print(f'cnnrecon: error: {error}', file=sys.stderr)
     return _EXIT_NOW + error.exit_status
+  except FileSystemRefused as error:
+    print(f'cnnrecon: error: {error}', file=sys.stderr)
+    return _EXIT_NOW + error.exit_status  # at once: orbax's writer threads may still report the failure
+  except safety.Interrupted as error:
+    print(f'cnnrecon: {error}', file=sys.stderr)
+    return _EXIT_NOW + error.exit_status  # at once: data-loading threads may still be starting
+  except OSError as error:
+    refusal = safety.file_system_refusal(error)
+    if refusal is None:
+      raise
+    print(f'cnnrecon: error: {refusal}', file=sys.stderr)
+    return _EXIT_NOW + refusal.exit_status  # at once: orbax's writer threads may still report the failure
   except CnnreconError as error:
     print(f'cnnrecon: error: {error}', file=sys.stderr)
     return error.exit_status
@@ -419,6 +497,8 @@ def _main(argv: list[str] | None) -> int:
     print('cnnrecon: interrupted before training started or after it ended; no checkpoint was changed',
           file=sys.stderr)
     return EXIT_INTERRUPTED
+  finally:
+    safety.SIGNALS.uninstall()  # an in-process caller (a test, a notebook) gets its handlers back
 
 
 if __name__ == '__main__':

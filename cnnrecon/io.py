@@ -29,10 +29,17 @@ def write_file_atomic(path: str | os.PathLike, content: str | bytes) -> pathlib.
     with open(tmp, 'xb') as f:
       f.write(data)
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as error:
     tmp.unlink(missing_ok=True)
+    _name_the_file(error, path)
     raise
   return path
+
+
+def _name_the_file(error: BaseException, path: pathlib.Path) -> None:
+  """A write that fails (e.g. a full disk) raises an OSError without a file name: give it `path`."""
+  if isinstance(error, OSError) and error.filename is None:
+    error.filename = str(path)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -56,8 +63,12 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
   """Appends one JSON object as a line."""
-  with pathlib.Path(path).open('a') as stream:
-    stream.write(json.dumps(record) + '\n')
+  try:
+    with pathlib.Path(path).open('a') as stream:
+      stream.write(json.dumps(record) + '\n')
+  except OSError as error:
+    _name_the_file(error, pathlib.Path(path))
+    raise
 
 
 def write_jsonl_atomic(path: str | os.PathLike, records: list[dict]) -> pathlib.Path:

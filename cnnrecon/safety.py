@@ -4,8 +4,10 @@
   releases when the process dies, so a crashed run never leaves it stale).
 - `check_workdir_usable`: `train` writes only into an empty folder or a
   cnnrecon workdir.
-- `PreemptionSignals`: SIGTERM / SIGINT ask the loop to stop after the
-  current step (a second signal changes nothing).
+- `record_signals` / `stop_if_signalled` / `PreemptionSignals`: SIGTERM /
+  SIGINT are recorded from a training command's start; start-up stops
+  between its phases, the loop after the current step (a second signal
+  changes nothing).
 - `output_paths` / `new_results_dir` / `check_output_dir`: outputs never
   overwrite inputs, earlier results, or each other.
 """
@@ -16,11 +18,12 @@ import errno
 import fcntl
 import os
 import pathlib
+import re
 import signal
 import socket
 from typing import Iterator, Sequence
 
-from cnnrecon.errors import CnnreconError
+from cnnrecon.errors import CnnreconError, FileSystemRefused
 
 LOCK_NAME = '.cnnrecon.lock'
 # Files that make a folder recognisably a cnnrecon workdir (older ones have no lock file).
@@ -92,35 +95,101 @@ class WorkdirLock:
       entry[1].close()
 
 
+class Interrupted(CnnreconError):
+  """A signal arrived before training could stop with a checkpoint (start-up): the run stops, nothing changed."""
+
+  def __init__(self, signum: int, while_doing: str):
+    self.signal_name = signal.Signals(signum).name
+    super().__init__(f'{self.signal_name} during start-up (acted on after {while_doing}): stopped before the '
+                     'first training step of this command and no checkpoint was written; rerun the same command '
+                     'to continue')
+    # The shell's status for SIGINT; SIGTERM (a scheduler's preemption) stops like a finished segment.
+    self.exit_status = 130 if signum == signal.SIGINT else 0
+
+
+class _SignalRecorder:
+  """The process's SIGTERM / SIGINT handler from a command's start to the end of its training loop.
+
+  Python's default turns Ctrl-C into a KeyboardInterrupt wherever the
+  interpreter happens to be (inside an import, a C++ callback, a garbage
+  collector hook that swallows it, or a thread about to shut down, which
+  crashed the process), and SIGTERM kills it silently. Recording the first
+  signal instead lets start-up stop between its phases (`stop_if_signalled`)
+  and the loop stop after the current step; further signals are ignored so
+  that a second Ctrl-C cannot interrupt the final save.
+  """
+
+  def __init__(self):
+    self.received: int | None = None
+    self._previous: dict[int, object] = {}
+
+  def _record(self, signum, frame):
+    del frame
+    if self.received is None:
+      self.received = signum
+
+  def install(self) -> None:
+    """Starts recording (idempotent); does nothing outside the main thread (e.g. a test thread)."""
+    if self._previous:
+      return
+    with contextlib.suppress(ValueError):  # not the main thread
+      for signum in PreemptionSignals.SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._record)
+
+  def uninstall(self) -> None:
+    """Gives the signals back to the handlers from before `install`; forgets what was received."""
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    self._previous.clear()
+    self.received = None
+
+
+SIGNALS = _SignalRecorder()
+
+
+def record_signals() -> None:
+  """From now on SIGTERM / SIGINT are recorded, not acted on, until a training loop has used them.
+
+  The CLI calls this first thing for commands that train, so a signal during
+  imports, data loading or compilation is never lost (see `stop_if_signalled`).
+  """
+  SIGNALS.install()
+
+
+def stop_if_signalled(while_doing: str) -> None:
+  """Raises `Interrupted` if a signal was recorded; start-up calls it between its phases.
+
+  Compilation in XLA cannot be interrupted: a signal that arrives during it
+  is acted on right after, at the next call.
+  """
+  if SIGNALS.received is not None:
+    raise Interrupted(SIGNALS.received, while_doing)
+
+
 class PreemptionSignals:
   """Turns SIGTERM / SIGINT into a request the training loop polls between steps.
 
   Inside the `with` block the first signal is recorded (`received`); further
   signals are ignored, so a second Ctrl-C during the final save cannot
-  interrupt it. The previous handlers come back on exit. Only the main thread
-  can install handlers; elsewhere (e.g. a test thread) this does nothing.
+  interrupt it. A signal recorded since `record_signals` (start-up) counts as
+  received. On exit the handlers from before the command come back, so a
+  Ctrl-C during the final evaluation interrupts it at once. Only the main
+  thread can install handlers; elsewhere (e.g. a test thread) this does nothing.
   """
 
   SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-  def __init__(self):
-    self.received: int | None = None
-    self._previous = {}
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.received is None:
-      self.received = signum
+  @property
+  def received(self) -> int | None:
+    """The first signal since start-up or since entering the block (None while there is none)."""
+    return SIGNALS.received
 
   def __enter__(self) -> 'PreemptionSignals':
-    with contextlib.suppress(ValueError):  # not the main thread
-      for signum in self.SIGNALS:
-        self._previous[signum] = signal.signal(signum, self._handle)
+    SIGNALS.install()
     return self
 
   def __exit__(self, *exc_info) -> None:
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
+    SIGNALS.uninstall()
 
   @property
   def name(self) -> str | None:
@@ -156,12 +225,33 @@ def check_results_dir(out: pathlib.Path, names: Sequence[str], *, overwrite: boo
                         'replace them')
 
 
+def _file_key(path: str | os.PathLike) -> tuple:
+  """What makes two paths the same file: its device and inode (so hard and symbolic links match), else the path.
+
+  A path that does not exist yet is compared by its resolved path.
+  """
+  try:
+    status = os.stat(path)  # follows symbolic links
+  except OSError:
+    return ('path', pathlib.Path(path).resolve())
+  return ('inode', status.st_dev, status.st_ino)
+
+
+def _replaced_input(target: pathlib.Path, source: str | os.PathLike, *, also: bool) -> CnnreconError:
+  """The refusal of an output that is one of the command's inputs, naming both."""
+  how = ('' if os.path.abspath(target) == os.path.abspath(source) else
+         ' (the same file under another name: a hard or symbolic link)')
+  what = f'{source}, which this command reads too' if also else f'the input {source}'
+  return CnnreconError(f'writing {target} would replace {what}{how}: pass a different --out')
+
+
 def output_paths(inputs: Sequence[str | os.PathLike], out: pathlib.Path, *, suffix: str = '.png',
                  overwrite: bool = False, also_inputs: Sequence[str | os.PathLike] = ()) -> list[pathlib.Path]:
   """One output file per input in `out`, never an input itself, never shared, never an existing file.
 
   Same-named inputs from different folders (a/x.png, b/x.png) get x.png and
-  x-2.png, in input order.
+  x-2.png, in input order. Files are compared by identity (device and inode),
+  so an output that is a hard or symbolic link to an input is refused too.
 
   Args:
     inputs: the files that each get an output.
@@ -173,10 +263,13 @@ def output_paths(inputs: Sequence[str | os.PathLike], out: pathlib.Path, *, suff
 
   Raises:
     CnnreconError: an output would replace one of the inputs, or an existing
-      file (unless `overwrite`).
+      file (unless `overwrite`); the message names the output and the input.
   """
   check_output_dir(out)
-  sources = {pathlib.Path(path).resolve() for path in [*inputs, *also_inputs]}
+  # Inputs last: a file given both as an input and as an also-input is named as the input.
+  sources: dict[tuple, tuple[str | os.PathLike, bool]] = {}
+  for path, also in [*((path, True) for path in also_inputs), *((path, False) for path in inputs)]:
+    sources[_file_key(path)] = (path, also)
   taken: set[str] = set()
   outputs = []
   for path in inputs:
@@ -187,12 +280,88 @@ def output_paths(inputs: Sequence[str | os.PathLike], out: pathlib.Path, *, suff
       name = f'{stem}-{number}{suffix}'
     taken.add(name)
     target = out / name
-    if target.resolve() in sources:
-      raise CnnreconError(f'writing {target} would replace the input {path}: pass a different --out')
+    if _file_key(target) in sources:
+      source, also = sources[_file_key(target)]
+      raise _replaced_input(target, source, also=also)
     if target.exists() and not overwrite:
       raise CnnreconError(f'{target} already exists: pass another --out, or --overwrite to replace it')
     outputs.append(target)
   return outputs
+
+
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+# How tensorstore (under orbax) reports an OS error: a ValueError naming the file and the errno.
+_TENSORSTORE_OS_ERROR = re.compile(r'local file "(?P<file>[^"]+)".*\[os_error_code=\'(?P<errno>\d+)\'\]')
+
+
+_PYTHON_OS_ERROR = re.compile(r'\[Errno (?P<errno>\d+)\]')
+
+
+def _as_os_error(error: BaseException) -> OSError | None:
+  if isinstance(error, OSError):
+    return error
+  match = _TENSORSTORE_OS_ERROR.search(str(error)) or _PYTHON_OS_ERROR.search(str(error))
+  if match is None:
+    return None
+  number = int(match['errno'])
+  return OSError(number, os.strerror(number), match.groupdict().get('file'))
+
+
+def _os_error_in(error: BaseException | None) -> OSError | None:
+  """The first OS error of a refusing file system in `error` or its causes (libraries wrap them)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    found = _as_os_error(error)
+    if found is not None and found.errno in _NOT_WRITABLE + _DISK_FULL:
+      return found
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def is_file_system_refusal(message: str, error: BaseException | None = None) -> bool:
+  """True for a library's log message (or its exception) about a folder that is not writable or a full disk."""
+  return _os_error_in(Exception(message)) is not None or _os_error_in(error) is not None
+
+
+def _latest_checkpoint_step(workdir: pathlib.Path) -> int | None:
+  """The newest finished checkpoint folder's step (orbax names them by step; its temporaries are not digits)."""
+  with contextlib.suppress(OSError):
+    steps = [int(path.name) for path in (workdir / 'checkpoints').iterdir() if path.name.isdigit()]
+    return max(steps) if steps else None
+  return None
+
+
+def file_system_refusal(error: BaseException, *, workdir: str | os.PathLike | None = None) -> FileSystemRefused | None:
+  """One line for a folder that is not writable or a full disk found in `error` (None for any other error).
+
+  Args:
+    error: what a command raised.
+    workdir: the training workdir, when training: the line then names its
+      last checkpoint, which an atomic orbax save leaves intact.
+  """
+  found = _os_error_in(error)
+  if found is None:
+    return None
+  path = pathlib.Path(found.filename) if found.filename else None
+  if found.errno in _DISK_FULL:
+    where = path or (f'into {workdir}' if workdir is not None else 'a file')
+    problem, fix = f'the disk is full: writing {where} failed', 'free space there'
+  elif path is not None and not path.exists():  # creating it failed: its folder is what refuses
+    folder = next((parent for parent in path.parents if parent.exists()), path.parent)
+    problem, fix = f'{folder} is not writable (creating {path} failed: {found.strerror})', 'make it writable'
+  else:
+    problem, fix = f'{path or "a file"} is not writable ({found.strerror})', 'make it writable'
+  if workdir is None:
+    return FileSystemRefused(f'{problem}: {fix} (or pick another folder) and rerun the same command')
+  step = _latest_checkpoint_step(pathlib.Path(workdir))
+  if step is None:
+    return FileSystemRefused(f'{problem}; no checkpoint was written: {fix} and rerun the same command')
+  return FileSystemRefused(f'{problem}; the last checkpoint (step {step}) is intact: {fix} and rerun the same '
+                           'command to resume')
 
 
 @contextlib.contextmanager
@@ -201,8 +370,8 @@ def explain_disk_full(what: str, needed_bytes: int | None = None) -> Iterator[No
   try:
     yield
   except OSError as error:
-    if error.errno != errno.ENOSPC:
+    if error.errno not in _DISK_FULL:
       raise
     size = f' (about {needed_bytes / 2**20:.0f} MiB)' if needed_bytes else ''
-    raise CnnreconError(f'the disk is full: writing {what}{size} failed; free space there and rerun '
-                        'the same command (it resumes)') from None
+    raise FileSystemRefused(f'the disk is full: writing {what}{size} failed; free space there and rerun '
+                            'the same command (it resumes)') from None

@@ -84,7 +84,9 @@ def test_a_diverging_resume_keeps_the_good_checkpoint(tmp_path, capsys):
   capsys.readouterr()
   good = _snapshot(tmp_path / 'checkpoints')
   fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path, '--config.train.steps=20', '--force',
-                               '--config.optim.learning_rate=1e6'], 'the last good checkpoint is step 4', status=3)
+                               '--config.optim.learning_rate=1e6'],
+                      'a plain rerun resumes from the latest checkpoint, step 4',
+                      'the best by validation score is step 3', '--from-step 3', status=3)
   assert _snapshot(tmp_path / 'checkpoints') == good
   restored = load_trained(tmp_path)
   assert restored.step in (3, 4)
@@ -369,4 +371,5 @@ def test_a_full_disk_is_one_line_naming_where(tmp_path, capsys, monkeypatch):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
   monkeypatch.setattr(checkpoint, 'save', disk_full)
-  fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path], 'the disk is full', str(tmp_path))
+  fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path], 'the disk is full', str(tmp_path),
+                      status=4)  # a real full disk: test_faults_filesystem.py

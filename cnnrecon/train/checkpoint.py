@@ -135,6 +135,15 @@ def latest_step(manager: ocp.CheckpointManager) -> int | None:
   return manager.latest_step()
 
 
+def best_step_and_score(manager: ocp.CheckpointManager) -> tuple[int, float] | None:
+  """The best saved step by its `validation_score` (higher is better) and that score; None before any was scored."""
+  step = manager.best_step()
+  metrics = manager.metrics(step) if step is not None else None
+  if not metrics:  # no checkpoint was validated: orbax falls back to the latest, which is no "best"
+    return None
+  return step, float(_score(metrics))
+
+
 def has_training_state(manager: ocp.CheckpointManager, step: int) -> bool:
   """False for checkpoints written by `cnnrecon weights import` (no data iterator saved)."""
   return (manager.directory / str(step) / 'data').is_dir()

@@ -22,7 +22,7 @@ from cnnrecon.data.sources import load_source
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
 from cnnrecon.models.registry import build_model
-from cnnrecon.safety import PreemptionSignals, WorkdirLock, check_workdir_usable
+from cnnrecon.safety import PreemptionSignals, WorkdirLock, check_workdir_usable, stop_if_signalled
 from cnnrecon.train import checkpoint, parallel, provenance
 from cnnrecon.tasks import build_task
 from cnnrecon.train.checks import check_resumable, check_sizes, discard_checkpoints_after, validate_config
@@ -106,13 +106,22 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     return _train_locked(config, workdir, force=force, stop_at=stop_at, from_step=from_step, progress=progress)
 
 
+def _stop_if_signalled(while_doing: str) -> None:
+  """Start-up stops between phases on a recorded signal; with several processes only the loop stops
+  (all processes agree on the step there: one process stopping alone here would hang the others)."""
+  if jax.process_count() == 1:
+    stop_if_signalled(while_doing)
+
+
 def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> dict:
   task = build_task(config)
   model = build_model(config.model, channels=config.data.channels, bn_axis_name=parallel.AXIS, operator=task.forward_operator())
   data_parallel = parallel.make_data_parallel(config.parallel)
   local_batch = parallel.per_process_batch_size(config.data.batch_size)
+  _stop_if_signalled('building the task and model')
   train_source, eval_source = _load_sources(config)
   check_sizes(config, train_source, eval_source)
+  _stop_if_signalled('loading the data')
   if from_step is not None:
     discard_checkpoints_after(workdir, from_step)
 
@@ -125,6 +134,7 @@ def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> di
                            channels=config.data.channels, batch_size=local_batch,
                            augment=config.data.augment, num_threads=config.data.num_threads,
                            cache=config.data.cache, gray=config.data.gray)
+  _stop_if_signalled('initialising the model')
   with checkpoint.open_manager(workdir, keep=config.train.keep_checkpoints) as manager:
     start = check_resumable(workdir, config, manager, force=force)
     if start is not None:
@@ -132,13 +142,19 @@ def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> di
                                             data_iterator=batches)
     elif config.train.init_from:
       host_state = initialize_from(jax.device_get(host_state), config.train.init_from)
+    _stop_if_signalled('restoring the checkpoint' if start is not None else 'opening the checkpoints')
     metrics_path = workdir / 'metrics.jsonl'
     if jax.process_index() == 0:
       truncate_after(metrics_path, start or 0)  # lines of steps after the restored one (or all, fresh)
-      write_file_atomic(workdir / 'config.json', config_lib.config_to_json(config))
       provenance.start_session(workdir, config, start_step=start or 0)
+    # config.json describes the checkpoints: a fresh run writes it now; a resume (maybe --force with another
+    # config) once its first checkpoint is saved, so a resume that fails first leaves the old one in place.
+    record_config = lambda: write_file_atomic(workdir / 'config.json', config_lib.config_to_json(config))
+    if jax.process_index() == 0 and start is None:
+      record_config()
     run = TrainingRun(config, task, workdir, data_parallel, manager, batches, progress=progress,
-                      skip_nonfinite=skip_nonfinite)
+                      skip_nonfinite=skip_nonfinite,
+                      after_first_save=record_config if jax.process_index() == 0 and start is not None else None)
     with _session_recorded(workdir) as record, PreemptionSignals() as signals:
       summary = run.train(data_parallel.put_state(host_state), start or 0, stop_at or config.train.steps,
                           eval_batch=validation_batch(eval_source, seed=config.seed, crop=config.data.eval_crop,

@@ -31,8 +31,11 @@ def _agreed(flag: bool) -> bool:
 class TrainingRun:
   """The training loop's moving parts, so each phase stays a small method."""
 
-  def __init__(self, config, task, workdir, data_parallel, manager, batches, *, progress, skip_nonfinite=False):
+  def __init__(self, config, task, workdir, data_parallel, manager, batches, *, progress, skip_nonfinite=False,
+               after_first_save=None):
     self.config, self.workdir, self.manager, self.batches = config, workdir, manager, batches
+    # Called once this segment's first checkpoint is on disk (e.g. to record the config it was saved with).
+    self.after_first_save = after_first_save
     self.data_parallel = data_parallel
     self.progress = progress and jax.process_index() == 0
     self.skip_nonfinite = skip_nonfinite
@@ -55,15 +58,36 @@ class TrainingRun:
       self.skipped_in_a_row += 1
       if self.skipped_in_a_row < MAX_SKIPPED_IN_A_ROW:
         return values
-    self.manager.wait_until_finished()  # good checkpoints still being written are kept
-    good = checkpoint.latest_step(self.manager)
-    where = (f'the last good checkpoint is step {good} in {checkpoint.checkpoint_dir(self.workdir)}'
-             if good is not None else 'no checkpoint was written')
+    self.manager.wait_until_finished()  # finite checkpoints still being written are kept
     in_a_row = f' ({self.skipped_in_a_row} steps in a row skipped)' if self.skip_nonfinite else ''
+    or_skip = '' if self.skip_nonfinite else ', or set --config.train.on_nonfinite=skip_step'
     raise TrainingDiverged(
         f'training diverged at step {step}: loss {values["loss"]}, gradient norm {values["grad_norm"]}{in_a_row}; '
-        f'nothing non-finite was saved and {where}: lower --config.optim.learning_rate (and resume with '
-        '--force), or set --config.train.on_nonfinite=skip_step')
+        f'nothing non-finite was saved; {self.checkpoints_to_resume_from()}{or_skip}')
+
+  def checkpoints_to_resume_from(self) -> str:
+    """After a divergence: the latest checkpoint (a plain rerun's), the best by validation score, how to resume.
+
+    The latest is finite but not necessarily good (it may follow updates at the very learning rate
+    that diverged), so the best is named too.
+    """
+    latest = checkpoint.latest_step(self.manager)
+    fix = 'lower --config.optim.learning_rate and rerun with --force'
+    if latest is None:
+      return f'no checkpoint was written: {fix}'
+    where = f'in {checkpoint.checkpoint_dir(self.workdir)}'
+    best = checkpoint.best_step_and_score(self.manager)
+    if best is None:
+      return (f'the latest checkpoint is step {latest} {where} (no checkpoint was validated yet), which a plain '
+              f'rerun resumes from: {fix}')
+    metric = self.task.best_checkpoint
+    shown = f'validation {metric.metric} {best[1] if metric.higher_is_better else -best[1]:.4g}'
+    if best[0] == latest:
+      return (f'the latest checkpoint, step {latest} {where}, which a plain rerun resumes from, is also the best by '
+              f'validation score ({shown}): {fix}')
+    return (f'a plain rerun resumes from the latest checkpoint, step {latest} {where}; the best by validation score '
+            f'is step {best[0]} ({shown}): {fix}, adding --from-step {best[0]} to resume from the best (newer '
+            'checkpoints move to discarded_checkpoints/)')
 
   def validate(self, step, state, eval_batch) -> dict[str, float]:
     """Scores the validation crops; logs their model input | estimate | target grid to TensorBoard."""
@@ -71,8 +95,17 @@ class TrainingRun:
     if self.writer.enabled:
       shown = slice(0, self.config.report.grid_examples)
       columns = [images['model_input'][shown], images['estimate'][shown], np.asarray(eval_batch['target'])[shown]]
-      self.writer.write_image_columns(step, GRID_TAG, columns)
+      # A diverging model's estimates can be non-finite a step before its loss is: shown as 0, not warned about.
+      shown_finite = [np.nan_to_num(column, nan=0.0, posinf=1.0, neginf=0.0) for column in columns]
+      self.writer.write_image_columns(step, GRID_TAG, shown_finite)
     return {f'eval/{name}': float(value) for name, value in metrics.items()}
+
+  def confirm_saved(self) -> None:
+    """Waits for the asynchronous save; after this segment's first one, runs `after_first_save` once."""
+    self.manager.wait_until_finished()
+    if self.after_first_save is not None:
+      self.after_first_save()
+      self.after_first_save = None
 
   def save(self, step, state, validation_score=None):
     """Saves asynchronously; a non-finite validation score never makes a checkpoint "best"."""
@@ -99,7 +132,7 @@ class TrainingRun:
         if save_in_flight:
           # The previous step's asynchronous save has had one step to finish; confirming it here bounds
           # what a SIGKILL can lose to `checkpoint_every` + 1 steps.
-          self.manager.wait_until_finished()
+          self.confirm_saved()
           save_in_flight = False
         if pending is not None:
           self.check_finite(*pending)
@@ -129,7 +162,8 @@ class TrainingRun:
         validation_score = None
         if evaluate:
           scalars = self.validate(step, state, eval_batch)
-          self.writer.write_scalars(step, scalars)
+          # Only finite values are logged, as for training; the score below turns a NaN into "never best".
+          self.writer.write_scalars(step, {name: value for name, value in scalars.items() if math.isfinite(value)})
           last.update(scalars)
           # Ranks the checkpoint for "best" by the task's metric (PSNR, or a style task's loss).
           validation_score = self.task.best_checkpoint.score(
@@ -146,7 +180,7 @@ class TrainingRun:
         if step < stop:
           batch = self.data_parallel.put_batch(next(self.batches))
     with explain_disk_full(f'checkpoints into {checkpoint.checkpoint_dir(self.workdir)}'):
-      self.manager.wait_until_finished()
+      self.confirm_saved()
     last['wall_time_s'] = wall_time_offset + time.perf_counter() - started
     last['host_state'] = self.data_parallel.host_state(state)
     return last
