@@ -1,6 +1,7 @@
 """AdaIN arbitrary-style transfer: the op, the decoder, training through the spine, `stylize --method adain`."""
 
 import json
+import os
 import shutil
 
 import jax
@@ -169,3 +170,28 @@ def test_exported_net_equals_the_trained_one_and_runs_from_the_cli(trained, pict
   assert (tmp_path / 'out' / 'content.png').is_file()
   fails_with_one_line(capsys, argv[:-1] + [tmp_path / 'out2', '--style', pictures / 'content.png'],
                       'an exported AdaIN net takes one --style image, not 2')
+
+
+def test_adain_workdir_refusals_are_one_line_and_change_nothing(trained, pictures, tmp_path, capsys):
+  content, style = pictures / 'content.png', pictures / 'unseen_style.png'
+  fails_with_one_line(capsys, ['denoise', content, '--workdir', trained, '--out', tmp_path / 'd'],
+                      'this is a style net (adain)', 'style workdir',
+                      '`cnnrecon stylize CONTENT --method adain --workdir RUN --out OUT`')
+  assert not (tmp_path / 'd').exists()
+  base = ['stylize', content, '--method', 'adain', '--style', style, '--workdir', trained]
+  # The export's rule: sides padded to a multiple of 8 of at least 16 px (8 px is too small, 9 pads to 16).
+  fails_with_one_line(capsys, [*base, '--size', '8', '--out', tmp_path / 's'], '--size 8 makes', 'at least 9 px',
+                      'multiple of 8, at least 16 px', 'pass --size')
+  assert not (tmp_path / 's').exists()
+  # A hard link from the output folder to the content (or the style) is the input itself.
+  out = tmp_path / 'out'
+  out.mkdir()
+  os.link(content, out / 'content.png')
+  before = {path: path.read_bytes() for path in [content, style]}
+  fails_with_one_line(capsys, [*base, '--size', '32', '--out', out, '--overwrite'],
+                      f'writing {out / "content.png"} would replace the input {content}', 'hard or symbolic link')
+  (out / 'content.png').unlink()
+  os.link(style, out / 'content_side_by_side.png')
+  fails_with_one_line(capsys, [*base, '--size', '32', '--out', out, '--overwrite'],
+                      f'writing {out / "content_side_by_side.png"} would replace {style}, which this command reads too')
+  assert {path: path.read_bytes() for path in [content, style]} == before

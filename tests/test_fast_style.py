@@ -11,11 +11,13 @@ import pytest
 from conftest import REPO, fails_with_one_line, read_metrics, smoke_config
 import cnnrecon
 from cnnrecon import cli
-from cnnrecon.data.images import PAINTINGS
+from cnnrecon.data.images import PAINTINGS, write_image
 from cnnrecon.evaluation import train_and_evaluate
 from cnnrecon.export import load
 from cnnrecon.export.writer import export_workdir
 from cnnrecon.models.transform_net import ConditionalInstanceNorm, TransformNet
+from cnnrecon.style.command import NET_SIDES
+from cnnrecon.style.exported import fast_style_signature
 from cnnrecon.style.fast import load_fast_net
 from cnnrecon.train import checkpoint, loop
 
@@ -101,7 +103,10 @@ def one_step_gradients():
   from cnnrecon.train.parallel import make_data_parallel
   from cnnrecon.train.state import create_train_state
   from cnnrecon.train.step import train_step
+  # The loss network up to relu2_2 only: what data parallelism must preserve is the same, and the two
+  # compilations (1 and 4 devices) take a third of the time of the smoke config's relu4_3 network.
   config = _two_style_config()
+  config.task.fast_style.style_layers = ('relu1_2', 'relu2_2')
   task = build_task(config)
   rng = np.random.default_rng(0)
   batch = {'target': rng.random((4, 32, 32, 3), dtype=np.float32), 'example_seed': np.arange(4, dtype=np.uint32)}
@@ -204,7 +209,7 @@ def test_eval_of_a_fast_style_workdir_scores_every_image_in_every_style(trained,
   assert not (tmp_path / 'r').exists()
 
 
-def test_exported_net_stylizes_like_the_trained_one_at_another_size(trained, tmp_path):
+def test_exported_net_stylizes_like_the_trained_one_at_another_size(trained, tmp_path, capsys):
   net = load_fast_net(trained)
   exported = load(export_workdir(trained, tmp_path / 'hlo'))
   assert exported.manifest['inputs'][1]['shape'] == '(b, 2)'  # one weight per trained style
@@ -219,3 +224,34 @@ def test_exported_net_stylizes_like_the_trained_one_at_another_size(trained, tmp
   assert cli.main(['stylize', str(PAINTINGS / 'shipwreck.jpg'), '--method', 'fast', '--exported',
                    str(tmp_path / 'hlo'), '--style', 'the_scream', '--size', '48', '--out', str(out)]) == 0
   assert json.loads((out / 'shipwreck_losses.json').read_text())['style_mix'] == [0.0, 1.0]
+  # The same size rule, in the same words, as the workdir's (test_the_fast_net_takes_the_sizes_its_export_takes).
+  from_export = fails_with_one_line(capsys, _too_small(tmp_path / 'hlo', tmp_path, '--exported'), *TOO_SMALL)
+  assert from_export == fails_with_one_line(capsys, _too_small(trained, tmp_path, '--workdir'), *TOO_SMALL)
+
+
+def test_denoise_of_a_fast_style_workdir_is_one_line_naming_stylize(trained, tmp_path, capsys):
+  content = tmp_path / 'c.png'
+  write_image(content, np.random.default_rng(0).random((40, 40, 3)))
+  fails_with_one_line(capsys, ['denoise', content, '--workdir', trained, '--out', tmp_path / 'd'],
+                      'this is a style net (fast_style)', 'style workdir',
+                      '`cnnrecon stylize CONTENT --method fast --workdir RUN --out OUT`')
+  assert not (tmp_path / 'd').exists()
+
+
+def test_the_fast_net_takes_the_sizes_its_export_takes(trained, tmp_path, capsys):
+  # One rule per net: the export's multiple and min_side, applied by stylize to the padded content
+  # (the export's own line is compared with this one in the export test below).
+  signature = fast_style_signature(load_fast_net(trained))
+  assert NET_SIDES['fast'][:2] == (signature.multiple, signature.min_side) == (4, 8)
+  fails_with_one_line(capsys, _too_small(trained, tmp_path, '--workdir'), *TOO_SMALL)
+  assert not (tmp_path / 'o').exists()
+
+
+TOO_SMALL = ('--size 4 makes', '4x4 px', 'at least 5 px', 'multiple of 4, at least 8 px', 'pass --size 5 or more')
+
+
+def _too_small(net, tmp_path, flag) -> list:
+  """`stylize --size 4` of a 40 x 40 content with the net of a workdir or an export."""
+  content = tmp_path / 'c.png'
+  write_image(content, np.random.default_rng(0).random((40, 40, 3)))
+  return ['stylize', content, '--method', 'fast', flag, net, '--size', '4', '--out', tmp_path / 'o']

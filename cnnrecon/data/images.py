@@ -6,6 +6,7 @@ readers behind `skimage.io`, whose plugin layer is deprecated. 8-bit and
 uses PIL.
 """
 
+import io
 import pathlib
 
 import imageio.v3 as iio
@@ -15,6 +16,7 @@ import skimage.color
 import skimage.util
 
 from cnnrecon.errors import CnnreconError
+from cnnrecon.io import write_file_atomic
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -108,6 +110,21 @@ def to_channels(image: np.ndarray, channels: int, *, gray: str = 'luminance') ->
   return luminance.astype(image.dtype)[..., None]
 
 
+def _plugin(path: pathlib.Path) -> str:
+  """imageio's plugin for a file: an explicit one keeps imageio from probing every backend on a bad file."""
+  return 'tifffile' if path.suffix.lower() in ('.tif', '.tiff') else 'pillow'
+
+
+def holds_color(path: str | pathlib.Path) -> bool:
+  """Whether an image file holds colour (RGB or RGBA), from its header; False for a file that is no image."""
+  path = pathlib.Path(path).expanduser()
+  try:
+    shape = iio.improps(path, plugin=_plugin(path)).shape
+  except (OSError, ValueError, SyntaxError):
+    return False
+  return len(shape) == 3 and shape[-1] >= 3
+
+
 def read_image(path: str | pathlib.Path, *, channels: int) -> np.ndarray:
   """Reads an image file as float32 in [0, 1].
 
@@ -125,10 +142,8 @@ def read_image(path: str | pathlib.Path, *, channels: int) -> np.ndarray:
   path = pathlib.Path(path).expanduser()
   if not path.is_file():
     raise CnnreconError(f'image file {path} does not exist: check the path')
-  # An explicit plugin keeps imageio from probing every backend on a bad file.
-  plugin = 'tifffile' if path.suffix.lower() in ('.tif', '.tiff') else 'pillow'
   try:
-    array = iio.imread(path, plugin=plugin)
+    array = iio.imread(path, plugin=_plugin(path))
   except (OSError, ValueError, SyntaxError) as error:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     raise CnnreconError(f'{path} is not a readable image ({reason}): replace it '
@@ -144,6 +159,10 @@ def read_image(path: str | pathlib.Path, *, channels: int) -> np.ndarray:
 def write_image(path: str | pathlib.Path, image: np.ndarray) -> None:
   """Saves a float image in [0, 1] as an 8-bit PNG (rounded, clipped).
 
+  The file is replaced (written beside it, then renamed), never written
+  through: a hard or symbolic link at `path` is replaced, and the file it
+  shared an inode with keeps its bytes.
+
   Args:
     path: destination file (name it .png); its parent folders are created.
     image: HxW, HxWx1 or HxWx3 float array; values outside [0, 1] are clipped.
@@ -153,10 +172,10 @@ def write_image(path: str | pathlib.Path, image: np.ndarray) -> None:
     image = image[..., 0]
   if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
     raise ValueError(f'write_image expects HxW, HxWx1 or HxWx3, got {image.shape}')
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
   pixels = skimage.util.img_as_ubyte(np.clip(image, 0.0, 1.0))
-  PIL.Image.fromarray(pixels).save(path, format='PNG')
+  encoded = io.BytesIO()
+  PIL.Image.fromarray(pixels).save(encoded, format='PNG')
+  write_file_atomic(path, encoded.getvalue())
 
 
 PAINTINGS = pathlib.Path(__file__).resolve().parent / 'paintings'

@@ -2,13 +2,14 @@
 
 import math
 import pathlib
+import sys
 from typing import Sequence
 
 import ml_collections
 import numpy as np
 
 from cnnrecon import safety
-from cnnrecon.data.images import to_channels
+from cnnrecon.data.images import holds_color, to_channels
 from cnnrecon.data.sources import load_source
 from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation.report import write_results_files
@@ -85,6 +86,17 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
   return results.summary
 
 
+def _note_gray_conversion(paths: Sequence[str], channels: int) -> None:
+  """Says once, on stderr, how many colour images a gray model's inputs were converted from (none: silence)."""
+  if channels != 1:
+    return
+  colour = [str(path) for path in paths if holds_color(path)]
+  if colour:
+    shown = ', '.join(colour[:3]) + (', ...' if len(colour) > 3 else '')
+    print(f'cnnrecon: note: {len(colour)} of {len(paths)} input images ({shown}) are RGB/RGBA: converted to gray '
+          '(luminance), as this model restores gray images', file=sys.stderr)
+
+
 def restore_files(paths: Sequence[str], *, out: str, workdir: str | None = None, exported: str | None = None,
                   overwrite: bool = False) -> list[pathlib.Path]:
   """Restores each observation file with a trained model (a workdir or an export) and writes `<out>/<stem>.png`.
@@ -94,7 +106,8 @@ def restore_files(paths: Sequence[str], *, out: str, workdir: str | None = None,
   read and every output name checked before anything is written, so a bad
   file changes nothing; an output never replaces an input or an existing file
   (unless `overwrite`), and same-named inputs from different folders get
-  `x.png`, `x-2.png`.
+  `x.png`, `x-2.png`. RGB/RGBA images given to a gray model become gray
+  (luminance); one `cnnrecon: note:` line on stderr says how many.
 
   Returns:
     The written paths.
@@ -107,6 +120,7 @@ def restore_files(paths: Sequence[str], *, out: str, workdir: str | None = None,
   if isinstance(model, ExportedModel):  # an export states which inputs its architecture takes
     for path, observation in zip(paths, observations):
       model.check_inputs((observation[None],), name=str(path))
+  _note_gray_conversion(paths, model.observation_channels)  # once every check passed: a refusal stays one line
   written = []
   for observation, target in zip(observations, targets):
     task.write_estimate(target, restore(observation))

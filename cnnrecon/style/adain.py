@@ -25,6 +25,10 @@ from cnnrecon.models.registry import build_model
 from cnnrecon.style import adain_loss
 from cnnrecon.style.fast import load_style_workdir, reflect_pad_to_multiple
 
+# relu4_1 is 1/8 of the image; its 3x3 reflection-padded convs need at least 2 pixels: the one rule for
+# the images (content and style) in stylize (workdir or export) and in the export.
+MIN_SIDE = 2 * UPSAMPLING
+
 
 @dataclasses.dataclass(frozen=True)
 class AdaINNet:

@@ -28,6 +28,14 @@ from cnnrecon.style.perceptual import GATYS_DEFAULTS
 METHODS = ('gatys', 'fast', 'adain')
 TRAINED_METHODS = ('fast', 'adain')  # a net trained with experiments/style_<method>.py, given by --workdir
 MAX_SIZE = 2048
+# Each trained net's side rule, as its export states it (`multiple`, `min_side`): stylize pads images to
+# the multiple, and padded sides must be at least min_side, from a workdir as from an export. Then why.
+NET_SIDES = {
+    'fast': (fast.SIDE_MULTIPLE, fast.MIN_SIDE, 'the reflection padding of its convolutions after two stride-2 '
+                                                'ones needs that'),
+    'adain': (adain.UPSAMPLING, adain.MIN_SIDE, f'its encoder works at 1/{adain.UPSAMPLING} of the image, where '
+                                                'reflection padding needs 2 px'),
+}
 
 
 def stylize_config() -> ml_collections.ConfigDict:
@@ -69,10 +77,37 @@ def blend_weights(weights: Sequence[float], count: int) -> list[float]:
   return weights
 
 
+def _resized_shape(shape: Sequence[int], size: int) -> tuple[int, int]:
+  """(height, width) of an image of `shape` scaled so that its longer side is `size`."""
+  scale = size / max(shape[:2])
+  return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+
+
 def _resized(image: np.ndarray, size: int) -> np.ndarray:
   """`image` scaled so that its longer side is `size` (antialiased)."""
-  scale = size / max(image.shape[:2])
-  return gatys.resize_image(image, (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale))))
+  return gatys.resize_image(image, _resized_shape(image.shape, size))
+
+
+def _read_for_net(paths: Sequence[str | pathlib.Path], size: int, method: str) -> list[np.ndarray]:
+  """RGB images at --size for a trained net, after checking that it takes them (`NET_SIDES`, as its export).
+
+  Raises:
+    CnnreconError: --size makes an image's shorter side smaller than the net takes (the line says
+      which --size fits it).
+  """
+  multiple, min_side, why = NET_SIDES[method]
+  smallest = min_side - multiple + 1  # the smallest side that padding to `multiple` makes `min_side`
+  images = [read_image(path, channels=3) for path in paths]
+  for path, image in zip(paths, images):
+    height, width = _resized_shape(image.shape, size)
+    if min(height, width) < smallest:
+      fits = next((larger for larger in range(size + 1, MAX_SIZE + 1)
+                   if min(_resized_shape(image.shape, larger)) >= smallest), None)
+      fix = f'pass --size {fits} or more' if fits else 'crop it to a less elongated shape'
+      raise CnnreconError(f'--size {size} makes {path} {height}x{width} px, but the {method} net needs sides of at '
+                          f'least {smallest} px (padded to a multiple of {multiple}, at least {min_side} px: {why}): '
+                          f'{fix}')
+  return [_resized(image, size) for image in images]
 
 
 def preserve_color(result: np.ndarray, content: np.ndarray) -> np.ndarray:
@@ -135,6 +170,16 @@ def _legacy_settings(config: ml_collections.ConfigDict, settings: dict) -> ml_co
   return config
 
 
+def _check_distinct(outputs: Sequence[Sequence[pathlib.Path]]) -> None:
+  """Refuses two outputs of one path (content `c_side_by_side.png` next to `c.png`), which would lose one."""
+  seen = set()
+  for path in (path for group in outputs for path in group):
+    if path in seen:
+      raise CnnreconError(f'two results would be written to {path} (a content image is named like another one\'s '
+                          'side-by-side or losses file): rename that content image, or stylize it on its own')
+    seen.add(path)
+
+
 def stylize_files(contents: Sequence[str], styles: Sequence[str], config: ml_collections.ConfigDict | None = None,
                   *, out: str, workdir: str | None = None, net=None, net_source: str | None = None,
                   overwrite: bool = False, progress: bool = True, **legacy_settings) -> list[pathlib.Path]:
@@ -170,6 +215,7 @@ def stylize_files(contents: Sequence[str], styles: Sequence[str], config: ml_col
   outputs = [safety.output_paths(contents, out_dir, suffix=suffix, overwrite=overwrite,
                                  also_inputs=[style_image_path(style) for style in styles])
              for suffix in ('.png', '_side_by_side.png', '_losses.json')]
+  _check_distinct(outputs)
   if config.method == 'fast':
     return _stylize_fast(contents, styles, net or fast.load_fast_net(workdir), outputs, config,
                          source=str(workdir or net_source))
@@ -215,7 +261,7 @@ def _stylize_fast(contents: Sequence[str], styles: Sequence[str], net, outputs, 
   """`--method fast`: one forward pass of the transform net (`FastNet` or an export) per content image."""
   styles = list(styles) or [net.styles[0]]
   mix = fast.style_mix_for(net, styles, blend_weights(config.style_weights, len(styles)))
-  content_images = [_resized(read_image(path, channels=3), config.size) for path in contents]
+  content_images = _read_for_net(contents, config.size, 'fast')
   style_shown = read_image(style_image_path(net.styles[int(np.argmax(mix))]), channels=3)
   print(f'fast net: {source} (step {net.step}), trained styles {", ".join(net.styles)}; mix {mix}')
   scored = (fast.stylize_and_score(net, content_images, mix) if isinstance(net, fast.FastNet) else
@@ -238,8 +284,8 @@ def _stylize_adain(contents: Sequence[str], styles: Sequence[str], net, outputs,
                    source: str) -> list[pathlib.Path]:
   """`--method adain`: the decoder (`AdaINNet` or an export) on AdaIN of each content image and (any) styles."""
   blend, alpha = blend_weights(config.style_weights, len(styles)), config.alpha
-  content_images = [_resized(read_image(path, channels=3), config.size) for path in contents]
-  style_images = [_resized(read_image(style_image_path(style), channels=3), config.size) for style in styles]
+  content_images = _read_for_net(contents, config.size, 'adain')
+  style_images = _read_for_net([style_image_path(style) for style in styles], config.size, 'adain')
   print(f'adain decoder: {source} (step {net.step}); styles {", ".join(styles)}; weights {blend}; alpha {alpha}')
   written = []
   for content, result_path, side_path, losses_path in zip(content_images, *outputs):

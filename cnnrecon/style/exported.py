@@ -16,7 +16,7 @@ from cnnrecon.errors import CnnreconError
 from cnnrecon.inference import ExportedModel, load_export, task_name
 from cnnrecon.models.adain import UPSAMPLING
 from cnnrecon.models.registry import build_model
-from cnnrecon.style import losses
+from cnnrecon.style import adain, fast, losses
 from cnnrecon.style.adain import AdaINNet
 from cnnrecon.style.fast import SIDE_MULTIPLE, FastNet, reflect_pad_to_multiple
 from cnnrecon.tasks import Input, Signature
@@ -31,11 +31,9 @@ def fast_style_signature(net: FastNet) -> Signature:
   def stylize(content, style_mix):
     return network.apply(variables, {'image': content, 'style': style_mix})
 
-  # Reflection padding of the 9x9 first conv and of the 3x3 convs after two stride-2 convs
-  # needs sides of at least 2 * SIDE_MULTIPLE.
   inputs = (Input('content', 'image', channels=3, value_range=(0.0, 1.0)),
             Input('style_mix', 'mix', length=len(net.styles)))
-  return Signature(function=stylize, inputs=inputs, multiple=SIDE_MULTIPLE, min_side=2 * SIDE_MULTIPLE,
+  return Signature(function=stylize, inputs=inputs, multiple=SIDE_MULTIPLE, min_side=fast.MIN_SIDE,
                    task=task_record(net.config),
                    output='the stylized content image; style_mix weighs the trained styles (summing to 1)',
                    model=net, step=net.step)
@@ -51,11 +49,10 @@ def adain_signature(net: AdaINNet) -> Signature:
     target = losses.adain(content_features, net.loss.encode(style, frozen)[layer])
     return decoder.apply(variables, alpha * target + (1.0 - alpha) * content_features)
 
-  # relu4_1 is 1/8 of the image; its 3x3 reflection-padded convs need at least 2 pixels.
   inputs = (Input('content', 'image', channels=3, value_range=(0.0, 1.0)),
             Input('style', 'image', channels=3, prefix='style_', value_range=(0.0, 1.0)),
             Input('alpha', 'scalar', value_range=(0.0, 1.0)))
-  return Signature(function=stylize, inputs=inputs, multiple=UPSAMPLING, min_side=2 * UPSAMPLING,
+  return Signature(function=stylize, inputs=inputs, multiple=UPSAMPLING, min_side=adain.MIN_SIDE,
                    task=task_record(net.config),
                    output='the content image in the style of the style image; alpha in [0, 1] is the style strength',
                    model=net, step=net.step)

@@ -22,6 +22,9 @@ from cnnrecon.models.registry import build_model
 from cnnrecon.style import perceptual
 
 SIDE_MULTIPLE = 4  # two stride-2 convs, then two x2 upsamplings
+# Reflection padding of the 9x9 first conv and of the 3x3 convs after two stride-2 convs needs sides of at
+# least 2 * SIDE_MULTIPLE: the one rule for its images, in stylize (workdir or export) and in the export.
+MIN_SIDE = 2 * SIDE_MULTIPLE
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,10 +49,13 @@ def _check_rgb_model(config: ml_collections.ConfigDict, model: str) -> None:
 
 
 def _refuse_restore(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+  """`cnnrecon denoise` / `restore` of a style net, from a workdir or an export: one line naming `stylize`."""
   task = task_name(model)
   method = 'fast' if task == 'fast_style' else task
-  raise CnnreconError(f'this is a {task} net, which stylizes rather than restores: use `cnnrecon stylize CONTENT '
-                      f'--method {method} --workdir RUN --out DIR` (or --exported DIR instead of --workdir)')
+  # A params export loads as the same net as its workdir, so the line names both ways of giving it.
+  raise CnnreconError(f'this is a style net ({task}), which stylizes rather than restores: use `cnnrecon stylize '
+                      f'CONTENT --method {method} --workdir RUN --out OUT` for a style workdir, or --exported DIR '
+                      'instead of --workdir for its export')
 
 
 class _StyleTask(Task):
