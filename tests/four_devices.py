@@ -30,7 +30,8 @@ def main(folder: str) -> None:
   import test_parallel  # pylint: disable=import-outside-toplevel
   assert jax.device_count() == 4, jax.devices()
   folder = pathlib.Path(folder)
-  results = {'gradient_changes': {strategy: _relative_changes(*test_parallel.one_step_gradients(strategy))
+  changes = test_parallel.one_step_gradients()
+  results = {'gradient_changes': {strategy: _relative_changes(changes['one_device'], changes[strategy])
                                   for strategy in ('shard_map', 'pmap')},
              'fast_style_gradient_change': _whole_gradient_change(*test_fast_style.one_step_gradients())}
   test_fast_paths.test_conv_gradients_equal_under_shard_map_and_pmap()  # raises unless equal

@@ -66,8 +66,9 @@ def test_two_processes_match_one_process(reference_losses, tmp_path):
   assert _losses(tmp_path) == pytest.approx(reference_losses, abs=1e-5)
 
 
-def one_step_gradients(strategy: str):
-  """Params change of one SGD(lr=1) step = minus the gradient, via make_data_parallel and on one device."""
+def one_step_gradients(strategies=('shard_map', 'pmap')) -> dict:
+  """Params change of one SGD(lr=1) step = minus the gradient: {'one_device': ..., strategy: ...} via
+  make_data_parallel with each strategy (the one-device step is compiled once for both)."""
   import functools
   import jax
   import numpy as np
@@ -88,12 +89,15 @@ def one_step_gradients(strategy: str):
     return create_train_state(model, optax.sgd(1.0), seed=0, sample_shape=(1, 16, 16, 1))
 
   before = jax.device_get(fresh_state(None).params)
-  single, _ = jax.jit(functools.partial(train_step, axis_name=None, **steps))(fresh_state(None), batch)
-  data_parallel = make_data_parallel(strategy)
-  step = data_parallel.compile_train_step(train_step, **steps)
-  parallel, _ = step(data_parallel.put_state(fresh_state(AXIS)), data_parallel.put_batch(batch))
   change = lambda params: jax.tree.map(lambda new, old: np.asarray(new) - old, params, before)
-  return change(jax.device_get(single.params)), change(data_parallel.host_state(parallel).params)
+  single, _ = jax.jit(functools.partial(train_step, axis_name=None, **steps))(fresh_state(None), batch)
+  changes = {'one_device': change(jax.device_get(single.params))}
+  for strategy in strategies:
+    data_parallel = make_data_parallel(strategy)
+    step = data_parallel.compile_train_step(train_step, **steps)
+    parallel, _ = step(data_parallel.put_state(fresh_state(AXIS)), data_parallel.put_batch(batch))
+    changes[strategy] = change(data_parallel.host_state(parallel).params)
+  return changes
 
 
 @pytest.mark.parametrize('strategy', ['shard_map', 'pmap'])
