@@ -23,7 +23,7 @@ with a checkpoint and exit status 0, SIGINT (Ctrl-C) likewise with 130.
 
 import sys
 
-from cnnrecon import safety
+from cnnrecon import safety, stderr_filter
 
 # When this module is the program (the `cnnrecon` script, `python -m cnnrecon.cli`), SIGTERM / SIGINT are
 # recorded before anything else is imported, so that a signal during start-up is never lost; `_main` hands
@@ -397,6 +397,7 @@ def _quiet_file_system_refusals() -> None:
 def main(argv: list[str] | None = None) -> int:
   """Runs one command in-process; returns the exit status (see `console_main`)."""
   status = _main(argv)
+  stderr_filter.finish()  # fd 2 back to the caller's, even after a failed checkpoint write
   return status % _EXIT_NOW
 
 
@@ -414,6 +415,7 @@ def console_main() -> None:
   if status >= _EXIT_NOW:
     sys.stdout.flush()
     sys.stderr.flush()
+    stderr_filter.finish()
     os._exit(status % _EXIT_NOW)  # pylint: disable=protected-access
   sys.exit(status)
 
@@ -473,7 +475,10 @@ def _main(argv: list[str] | None) -> int:
     _quiet_libraries()
     handlers = {'train': _train, 'eval': _eval, 'report': _report, 'reproduce': _reproduce, 'denoise': _denoise, 'restore': _denoise, 'weights': _weights,
                 'stylize': _stylize, 'export': _export, 'sweep': _sweep, 'sweep-report': _sweep_report}
-    return handlers[args.command](args, extra) or 0
+    if args.command not in _TRAINING_COMMANDS:
+      return handlers[args.command](args, extra) or 0
+    with stderr_filter.filtered_stderr():  # tensorstore's tracebacks after a failed checkpoint write
+      return handlers[args.command](args, extra) or 0
   except CheckpointUnreadable as error:
     print(f'cnnrecon: error: {error}', file=sys.stderr)
     return _EXIT_NOW + error.exit_status

@@ -129,12 +129,17 @@ class _SignalRecorder:
       self.received = signum
 
   def install(self) -> None:
-    """Starts recording (idempotent); does nothing outside the main thread (e.g. a test thread)."""
-    if self._previous:
-      return
+    """Starts recording; does nothing outside the main thread (e.g. a test thread).
+
+    Called again, it takes the signals back from whatever replaced it, e.g. the
+    SIGTERM handler `jax.distributed.initialize` installs in C++.
+    """
     with contextlib.suppress(ValueError):  # not the main thread
       for signum in PreemptionSignals.SIGNALS:
-        self._previous[signum] = signal.signal(signum, self._record)
+        # Always set: a handler installed in C++ is invisible to `signal.getsignal`, which still
+        # answers with the last Python handler.
+        previous = signal.signal(signum, self._record)
+        self._previous.setdefault(signum, previous)
 
   def uninstall(self) -> None:
     """Gives the signals back to the handlers from before `install`; forgets what was received."""

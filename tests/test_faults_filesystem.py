@@ -197,3 +197,19 @@ def test_a_signal_at_any_moment_of_start_up_stops_with_one_line(tmp_path, signum
     assert ('stopped before the first training step' in said[0] or 'stopped at step 1 with a checkpoint' in said[0]
             ), (delay, said)
   assert time.monotonic() - signalled < 90  # prompt: never the 40 steps and the report
+
+
+def test_the_stderr_filter_drops_only_the_closed_loop_tracebacks(capfd):
+  from cnnrecon import stderr_filter
+  closed = (b'Traceback (most recent call last):\n  File "base_events.py", line 806, in call_soon_threadsafe\n'
+            b'    self._check_closed()\nRuntimeError: Event loop is closed\n')
+  other = b'Traceback (most recent call last):\n  File "y.py", line 2, in f\nValueError: kept\n'
+  with stderr_filter.filtered_stderr():
+    for chunk in (b'step 1\r', b'Traceb', b'ack? no: a line\n', other[:30], other[30:], b'step 2\r'):
+      os.write(2, chunk)
+  assert capfd.readouterr().err == 'step 1\rTraceback? no: a line\n' + other.decode() + 'step 2\r'
+  with stderr_filter.filtered_stderr():
+    os.write(2, b'before\n' + closed[:40] + closed[:25] + closed[40:] + b'cnnrecon: error: the one line\n'
+             + closed[25:] + closed)
+  stderr_filter.finish()
+  assert capfd.readouterr().err == 'before\ncnnrecon: error: the one line\n'

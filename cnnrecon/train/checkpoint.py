@@ -56,8 +56,12 @@ def open_manager(workdir: str | pathlib.Path, *, keep: int = 3, read_only: bool 
       policies.LatestN(n=keep),
       policies.BestN(get_metric_fn=_score, n=1, keep_checkpoints_without_metrics=False),
   ])
+  # Checkpoint folders are made in the calling thread: made asynchronously, a folder that cannot be
+  # created (read-only, full disk) leaves orbax's writer threads waiting for its signal, and the next
+  # save blocks for `timeout_secs` (20 minutes) instead of failing.
   options = ocp.CheckpointManagerOptions(
-      preservation_policy=preserve, read_only=read_only, create=not read_only, best_fn=_score, best_mode='max')
+      preservation_policy=preserve, read_only=read_only, create=not read_only, best_fn=_score, best_mode='max',
+      async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
   try:
     return ocp.CheckpointManager(
         checkpoint_dir(workdir), options=options,
@@ -114,6 +118,25 @@ def _damage_reported_once(settle_seconds: float = 0.5) -> Iterator[None]:
   finally:
     os.dup2(saved, 2)
     os.close(saved)
+
+
+@contextlib.contextmanager
+def closed_quietly_after_a_failure(manager: ocp.CheckpointManager) -> Iterator[ocp.CheckpointManager]:
+  """Yields `manager` and closes it; when the block fails, with fd 2 sent to /dev/null while it closes.
+
+  A save that a read-only folder or a full disk stopped leaves tensorstore's
+  other writes in flight: closing the manager closes their event loop, and
+  each prints an "Event loop is closed" traceback from C++ straight to fd 2.
+  The failure itself reaches the caller (the CLI says it in one line).
+  """
+  try:
+    yield manager
+  except BaseException:
+    with contextlib.suppress(Exception), _damage_reported_once():
+      manager.close()
+      time.sleep(0.5)  # the writes in flight finish (and complain) while fd 2 is closed
+    raise
+  manager.close()
 
 
 def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception) -> CheckpointUnreadable:
