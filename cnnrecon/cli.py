@@ -463,10 +463,11 @@ _TRAINING_COMMANDS = ('train', 'reproduce')
 
 
 def _main(argv: list[str] | None) -> int:
+  callers_handlers = safety.current_handlers()
   try:
     args, extra = _build_parser().parse_known_args(argv)
     if args.command in _TRAINING_COMMANDS:
-      safety.record_signals()
+      safety.record_signals(then_interrupt=True)
     else:  # Ctrl-C interrupts other commands at once (KeyboardInterrupt, below)
       received = safety.SIGNALS.received
       safety.SIGNALS.uninstall()
@@ -503,7 +504,8 @@ def _main(argv: list[str] | None) -> int:
           file=sys.stderr)
     return EXIT_INTERRUPTED
   finally:
-    safety.SIGNALS.uninstall()  # an in-process caller (a test, a notebook) gets its handlers back
+    safety.SIGNALS.uninstall()
+    safety.restore_handlers(callers_handlers)  # an in-process caller (a test, a notebook) gets its own back
 
 
 if __name__ == '__main__':

@@ -152,13 +152,33 @@ class _SignalRecorder:
 SIGNALS = _SignalRecorder()
 
 
-def record_signals() -> None:
+def record_signals(*, then_interrupt: bool = False) -> None:
   """From now on SIGTERM / SIGINT are recorded, not acted on, until a training loop has used them.
 
   The CLI calls this first thing for commands that train, so a signal during
   imports, data loading or compilation is never lost (see `stop_if_signalled`).
+
+  Args:
+    then_interrupt: once the loop has ended, both signals raise
+      KeyboardInterrupt (instead of SIGTERM killing the process silently), so
+      the final evaluation stops at once and the CLI says so in one line.
   """
   SIGNALS.install()
+  if then_interrupt:
+    for signum in PreemptionSignals.SIGNALS:
+      SIGNALS._previous[signum] = signal.default_int_handler  # pylint: disable=protected-access
+
+
+def current_handlers() -> dict[int, object]:
+  """The Python handlers of SIGTERM / SIGINT now (for `restore_handlers`)."""
+  return {signum: signal.getsignal(signum) for signum in PreemptionSignals.SIGNALS}
+
+
+def restore_handlers(handlers: dict[int, object]) -> None:
+  """Puts back handlers saved by `current_handlers` (main thread only; elsewhere nothing changed)."""
+  with contextlib.suppress(ValueError, TypeError):  # not the main thread; a handler set outside Python
+    for signum, handler in handlers.items():
+      signal.signal(signum, handler)
 
 
 def stop_if_signalled(while_doing: str) -> None:
