@@ -23,6 +23,7 @@ applies the transposed matrices.
 import dataclasses
 import functools
 import math
+import numbers
 from typing import Optional, Sequence, Tuple
 
 import jax
@@ -84,10 +85,12 @@ def resize_matrix(in_size: int, out_size: int, scale: float) -> np.ndarray:
   return matrix
 
 
-def _check_positive(value, name: str) -> float:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-    raise CnnreconError(f'imresize: {name}={value!r} must be a positive finite number')
-  return float(value)
+def _check_positive(value, name: str, *, integer: bool = False):
+  kind = numbers.Integral if integer else numbers.Real
+  if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < math.inf:
+    what = 'a positive integer' if integer else 'a positive finite number'
+    raise CnnreconError(f'imresize: {name}={value!r} must be {what}')
+  return int(value) if integer else float(value)
 
 
 def resize_plan(in_shape: Sequence[int], scale=None,
@@ -109,9 +112,9 @@ def resize_plan(in_shape: Sequence[int], scale=None,
     pair = tuple(scale) if isinstance(scale, (tuple, list)) else (scale, scale)
     scales = tuple(_check_positive(s, 'scale') for s in pair)
   if output_shape is None:
-    # round() first: 255 * (1/3) must give 85, not 86, as it does in MATLAB.
+    # round() first, so that float round-off (0.1 * 30 = 3.0000000000000004) adds no pixel.
     output_shape = tuple(math.ceil(round(s * n, 9)) for s, n in zip(scales, in_shape))
-  output_shape = tuple(int(_check_positive(n, 'output_shape')) for n in output_shape)
+  output_shape = tuple(_check_positive(n, 'output_shape', integer=True) for n in output_shape)
   if scale is None:
     scales = tuple(o / n for o, n in zip(output_shape, in_shape))
   # A stable sort: the smaller scale first, rows first on a tie (MATLAB's order).
@@ -149,8 +152,14 @@ def imresize(image: jax.Array, scale=None, output_shape: Optional[Sequence[int]]
   Returns:
     The resized images [..., H_out, W_out, C], same dtype as `image`.
   """
-  height, width = image.shape[-3], image.shape[-2]
-  for axis, out_size, axis_scale in resize_plan((height, width), scale, output_shape):
+  plan = resize_plan((image.shape[-3], image.shape[-2]), scale, output_shape)
+  return _resize_by_plan(image, plan, quantize_uint8)
+
+
+# Jitted so that eager callers compile one program per image shape instead of one per op.
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _resize_by_plan(image: jax.Array, plan, quantize_uint8: bool) -> jax.Array:
+  for axis, out_size, axis_scale in plan:
     matrix = resize_matrix(image.shape[-3 + axis], out_size, axis_scale)
     image = _apply_axis(image, matrix, axis)
     if quantize_uint8:
@@ -172,7 +181,12 @@ def imresize_adjoint(resized: jax.Array, in_shape: Sequence[int], scale=None,
     Arrays [..., H, W, C].
   """
   steps = resize_plan(tuple(in_shape), scale, output_shape)
-  sizes = [tuple(in_shape)]
+  return _adjoint_by_plan(resized, steps, tuple(in_shape))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _adjoint_by_plan(resized: jax.Array, steps, in_shape) -> jax.Array:
+  sizes = [in_shape]
   for axis, out_size, _ in steps:
     sizes.append(tuple(out_size if a == axis else sizes[-1][a] for a in range(2)))
   # Transposes apply in reverse order, each mapping an axis back to its input size.
@@ -209,7 +223,7 @@ class BicubicDownsample:
 
   def __post_init__(self):
     scale = self.scale
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale not in SR_SCALES:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or scale not in SR_SCALES:
       allowed = ', '.join(map(str, SR_SCALES))
       raise CnnreconError(f'task.super_resolution.scale={scale!r} is not supported (allowed: {allowed}); '
                           'set e.g. --config.task.super_resolution.scale=2')
