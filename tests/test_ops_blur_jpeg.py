@@ -12,6 +12,7 @@ import skimage.data
 import skimage.transform
 from PIL import Image
 
+from conftest import SHARED_DATA
 from cnnrecon.errors import CnnreconError
 from cnnrecon.ops import blur as blur_ops
 from cnnrecon.ops import jpeg as jpeg_ops
@@ -67,7 +68,6 @@ def test_motion_kernel_is_a_normalised_antialiased_line():
 
 
 KERNELS = {
-    'gaussian5': blur_ops.gaussian_kernel(5, 1.0),
     'motion9@30': blur_ops.motion_kernel(9, 30),
     'random4x6': np.random.default_rng(0).random((4, 6)) / 12,
     'wider_than_image': blur_ops.gaussian_kernel(25, 4.0),
@@ -110,21 +110,27 @@ def test_circular_adjoint_is_fourier_correlation():
 
 def test_blur_operator_jit_vmap_grad_and_purity():
   operator = blur_ops.Blur(kernel='gaussian', kernel_size=7, kernel_sigma=1.2, boundary='symmetric', sigma=5)
+  kernel = operator.kernel_array
   clean = jnp.asarray(np.random.default_rng(4).random((3, 16, 16, 3)), jnp.float32)
   keys = jax.random.split(jax.random.key(0), 3)
   batch = jax.jit(jax.vmap(operator.apply))(keys, clean)
   assert batch.shape == clean.shape
+  single = jax.jit(operator.apply)
   for i in range(3):  # an example's observation depends on its own key only
-    np.testing.assert_allclose(np.asarray(batch[i]), np.asarray(operator.apply(keys[i], clean[i])), atol=1e-6)
-  noise = np.asarray(batch - jax.vmap(lambda x: blur_ops.blur(x, operator.kernel_array, boundary='symmetric'))(clean))
-  np.testing.assert_allclose(noise.std(), 5 / 255, rtol=0.1)
-  assert not np.array_equal(np.asarray(operator.apply(keys[1], clean[0])), np.asarray(batch[0]))
-  # grad of 0.5 ||A x + n - y||^2 is A^T (A x + n - y): the noise does not depend on x.
-  target = clean[1]
-  residual = lambda x: operator.apply(keys[0], x) - target
-  grad = jax.jit(jax.grad(lambda x: 0.5 * jnp.sum(residual(x) ** 2)))(clean[0])
-  expected = blur_ops.blur_adjoint(residual(clean[0]), operator.kernel_array, boundary='symmetric')
+    np.testing.assert_allclose(np.asarray(batch[i]), np.asarray(single(keys[i], clean[i])), atol=1e-6)
+  assert not np.array_equal(np.asarray(single(keys[1], clean[0])), np.asarray(batch[0]))
+
+  @jax.jit
+  def grad_and_closed_form(x, target):
+    # grad of 0.5 ||A x + n - y||^2 is A^T (A x + n - y): the noise n does not depend on x.
+    residual = lambda x: operator.apply(keys[0], x) - target
+    grad = jax.grad(lambda x: 0.5 * jnp.sum(residual(x) ** 2))(x)
+    noise = operator.apply(keys[0], x) - blur_ops.blur(x, kernel, boundary='symmetric')
+    return grad, blur_ops.blur_adjoint(residual(x), kernel, boundary='symmetric'), noise
+
+  grad, expected, noise = grad_and_closed_form(clean[0], clean[1])
   np.testing.assert_allclose(np.asarray(grad), np.asarray(expected), atol=1e-5)
+  np.testing.assert_allclose(float(np.std(noise)), 5 / 255, rtol=0.1)
 
 
 def test_blur_operator_kernels_and_describe(tmp_path):
@@ -143,7 +149,8 @@ def test_blur_operator_kernels_and_describe(tmp_path):
 
 def test_bad_kernel_files_are_one_line(tmp_path):
   bad = {
-      'cube.npy': (lambda p: np.save(p, np.ones((3, 3, 3))), 'not 2-D'),
+      'cube.npy': (lambda p: np.save(p, np.ones((3, 3, 3))), 'not a non-empty 2-D'),
+      'empty.npy': (lambda p: np.save(p, np.zeros((0, 3))), 'not a non-empty 2-D'),
       'negative.npy': (lambda p: np.save(p, np.array([[1.0, -0.5], [1.0, 1.0]])), 'negative'),
       'zeros.npy': (lambda p: np.save(p, np.zeros((3, 3))), 'sums to 0'),
       'nan.npy': (lambda p: np.save(p, np.array([[1.0, np.nan]])), 'non-finite'),
@@ -205,6 +212,16 @@ def test_jpeg_quality_orders_psnr_and_matches_pillow():
     np.testing.assert_array_equal(np.asarray(picture.quantization[0]), IJG_LUMINANCE)
     assert picture.layer[0][1:3] == (2, 2) and picture.layer[1][1:3] == (1, 1)
   np.testing.assert_array_equal(jpeg_ops.jpeg_compress(rgb, 50), np.asarray(Image.open(buffer), np.float32) / 255)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / 'classic5').is_dir(), reason='needs ../shared/data/classic5')
+def test_jpeg_reproduces_the_published_classic5_baseline():
+  # The JPEG rows of ARCNN / DnCNN (MATLAB imwrite, PSNR on uint8): 27.82 / 30.12 / 31.48 / 32.43 dB.
+  images = [np.asarray(Image.open(path))[..., None] for path in sorted((SHARED_DATA / 'classic5').glob('*.bmp'))]
+  assert len(images) == 5 and all(image.shape[-1] == 1 for image in images)
+  for quality, published in ((10, 27.82), (20, 30.12), (30, 31.48), (40, 32.43)):
+    scores = [_psnr(np.round(jpeg_ops.jpeg_compress(image, quality) * 255) / 255, image / 255) for image in images]
+    assert abs(np.mean(scores) - published) < 0.005, (quality, np.mean(scores))
 
 
 def test_jpeg_operator_under_jit_and_vmap_equals_eager():

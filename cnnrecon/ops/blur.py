@@ -9,6 +9,7 @@ scipy mode 'reflect': the edge pixel is repeated).
 """
 
 import dataclasses
+import functools
 import pathlib
 
 import jax
@@ -99,38 +100,40 @@ def kernel_from_file(path) -> np.ndarray:
   """
   path = pathlib.Path(path)
   kernel = _read_kernel_array(path)
-  fix = 'a blur kernel is a 2-D non-negative array that sums to > 0 (.npy or a gray .png)'
   if kernel.ndim != 2 or kernel.size == 0:
-    raise CnnreconError(f'kernel file {path} holds an array of shape {kernel.shape}, not 2-D; {fix}')
+    raise _bad_kernel(path, f'holds an array of shape {kernel.shape}, not a non-empty 2-D one')
   if not np.issubdtype(kernel.dtype, np.number) or np.issubdtype(kernel.dtype, np.complexfloating):
-    raise CnnreconError(f'kernel file {path} holds {kernel.dtype} values, not real numbers; {fix}')
+    raise _bad_kernel(path, f'holds {kernel.dtype} values, not real numbers')
   kernel = kernel.astype(np.float64)
   if not np.all(np.isfinite(kernel)):
-    raise CnnreconError(f'kernel file {path} has non-finite entries (inf or nan); {fix}')
+    raise _bad_kernel(path, 'has non-finite entries (inf or nan)')
   if kernel.min() < 0:
-    raise CnnreconError(f'kernel file {path} has negative entries (min {kernel.min():g}); {fix}')
+    raise _bad_kernel(path, f'has negative entries (min {kernel.min():g})')
   if kernel.sum() <= 0:
-    raise CnnreconError(f'kernel file {path} sums to 0; {fix}')
+    raise _bad_kernel(path, 'sums to 0')
   return kernel / kernel.sum()
+
+
+def _bad_kernel(path: pathlib.Path, what: str) -> CnnreconError:
+  """One line: the file, what is wrong with it, and what a kernel file must be."""
+  return CnnreconError(f'kernel file {path} (task.deblur.kernel) {what}; a blur kernel is a 2-D non-negative '
+                       'array that sums to > 0, in a .npy file or a gray .png')
 
 
 def _read_kernel_array(path: pathlib.Path) -> np.ndarray:
   """The raw array in a `.npy` or `.png` file, or one line saying why it cannot be read."""
-  suffix = path.suffix.lower()
-  if suffix not in ('.npy', '.png'):
-    raise CnnreconError(f'kernel file {path} is neither .npy nor .png; save the kernel as a 2-D .npy array')
+  if path.suffix.lower() not in ('.npy', '.png'):
+    raise _bad_kernel(path, 'is neither .npy nor .png')
   try:
-    if suffix == '.npy':
+    if path.suffix.lower() == '.npy':
       return np.load(path, allow_pickle=False)
     with Image.open(path) as picture:
       if picture.mode not in _GRAY_PNG_MODES:
-        raise CnnreconError(f'kernel file {path} is a {picture.mode} picture, not a gray one (a 2-D array); '
-                            'save the kernel as a gray PNG or a 2-D .npy array')
+        raise _bad_kernel(path, f'is a {picture.mode} picture, not a gray one (a 2-D array)')
       return np.asarray(picture)
   except (OSError, ValueError, SyntaxError) as error:
     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-    raise CnnreconError(f'kernel file {path} is unreadable ({reason}); '
-                        'give a 2-D .npy array or a gray .png') from None
+    raise _bad_kernel(path, f'is unreadable ({reason})') from None
 
 
 def check_boundary(boundary) -> str:
@@ -141,6 +144,8 @@ def check_boundary(boundary) -> str:
   return boundary
 
 
+# Jitted so that an eager call compiles one program, not each padding and slicing op.
+@functools.partial(jax.jit, static_argnames='boundary')
 def blur(image: jax.Array, kernel, *, boundary: str = 'circular') -> jax.Array:
   """Convolves each channel of an HWC image with `kernel` (a linear map, differentiable).
 
@@ -160,7 +165,8 @@ def blur(image: jax.Array, kernel, *, boundary: str = 'circular') -> jax.Array:
   # out[i] reads x[i + k//2 - (k-1)] .. x[i + k//2]: that many pixels before and after.
   pad = ((kh - 1 - kh // 2, kh // 2), (kw - 1 - kw // 2, kw // 2), (0, 0))
   padded = jnp.pad(image, pad, mode=_PAD_MODES[boundary])
-  # Channels become the batch of a one-channel VALID correlation with the flipped kernel.
+  # Channels become the batch of a one-channel VALID correlation with the flipped kernel; HIGHEST
+  # keeps GPUs from rounding the products to TF32 (the dot-product test wants 1e-4).
   channels = jnp.moveaxis(padded, -1, 0)[..., None]
   out = jax.lax.conv_general_dilated(
       channels, kernel[::-1, ::-1, None, None], window_strides=(1, 1), padding='VALID',
