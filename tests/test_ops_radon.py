@@ -20,7 +20,7 @@ from cnnrecon.errors import CnnreconError
 from cnnrecon.metrics import psnr
 from cnnrecon.ops.base import observe_batch
 from cnnrecon.ops.phantoms import inscribed_circle, random_ellipses, shepp_logan
-from cnnrecon.ops.radon import FILTERS, ParallelBeamCT, add_transmission_noise, backproject, fbp, radon
+from cnnrecon.ops.radon import FILTERS, ParallelBeamCT, backproject, fbp, radon
 
 SIZE = 64
 FULL = np.arange(180.0)
@@ -34,7 +34,7 @@ def phantom():
   return shepp_logan(SIZE)
 
 
-@pytest.mark.parametrize('angles', [FULL, SPARSE, IRREGULAR], ids=['180', '45', 'irregular'])
+@pytest.mark.parametrize('angles', [np.concatenate([FULL, IRREGULAR]), SPARSE], ids=['180+irregular', '45'])
 def test_radon_matches_skimage(phantom, angles):
   expected = skimage.transform.radon(phantom[..., 0].astype(np.float64), theta=angles, circle=True)
   sinogram = np.asarray(jax.jit(lambda image: radon(image, angles))(phantom[..., 0]))
@@ -54,59 +54,73 @@ def test_fbp_matches_iradon(phantom, angles, filter_name):
 
 
 def test_backproject_is_the_exact_adjoint():
-  x_key, y_key = jax.random.split(jax.random.key(0))
-  for angles in (SPARSE, IRREGULAR):
-    # Positive vectors: no cancellation in the inner products, so the relative error means something.
-    x = jax.random.uniform(x_key, (SIZE, SIZE)) * jnp.asarray(inscribed_circle(SIZE))
-    y = jax.random.uniform(y_key, (SIZE, len(angles)))
-    lhs = float(jnp.vdot(radon(x, angles), y))
-    rhs = float(jnp.vdot(x, backproject(y, angles, SIZE)))
-    assert abs(lhs - rhs) <= 1e-4 * abs(lhs), (lhs, rhs)  # measured ~1e-6
+  rng = np.random.default_rng(0)
+  # Positive vectors: no cancellation in the inner products, so the relative error means something.
+  x = (rng.uniform(size=(SIZE, SIZE)) * inscribed_circle(SIZE)).astype(np.float32)
+  y = rng.uniform(size=(SIZE, len(SPARSE))).astype(np.float32)
+  lhs = np.vdot(np.asarray(radon(x, SPARSE), np.float64), y)
+  rhs = np.vdot(x, np.asarray(backproject(y, SPARSE, SIZE), np.float64))
+  assert abs(lhs - rhs) <= 1e-4 * abs(lhs), (lhs, rhs)  # measured 4e-7 (irregular angles: 7e-7)
 
 
 def test_jit_vmap_grad(phantom):
-  images = jnp.stack([phantom[..., 0], phantom[::-1, :, 0], phantom[:, ::-1, 0]])
-  batched = jax.jit(jax.vmap(lambda image: radon(image, SPARSE)))(images)
+  images = np.stack([phantom[..., 0], phantom[::-1, :, 0], phantom[:, ::-1, 0]])
+  batched = np.asarray(jax.jit(jax.vmap(lambda image: radon(image, SPARSE)))(images))
   for image, sinogram in zip(images, batched):
     np.testing.assert_allclose(sinogram, radon(image, SPARSE), atol=1e-5)
   # The gradient of a data-fit term is 2 A^T (A x - y): grad goes through the exact adjoint.
   target = batched[1]
   loss = lambda image: jnp.sum((radon(image, SPARSE) - target)**2)
   gradient = jax.jit(jax.grad(loss))(images[0])
-  np.testing.assert_allclose(gradient, 2 * backproject(batched[0] - target, SPARSE, SIZE), rtol=1e-4, atol=1e-3)
-  # FBP is differentiable too (a learned or unrolled reconstruction trains through it).
-  fbp_grad = jax.grad(lambda s: jnp.sum(fbp(s, SPARSE, SIZE)**2))(batched[0])
-  assert fbp_grad.shape == batched[0].shape and bool(jnp.all(jnp.isfinite(fbp_grad)))
-  np.testing.assert_allclose(jax.jit(lambda s: fbp(s, SPARSE, SIZE))(batched[0]), fbp(batched[0], SPARSE, SIZE),
-                             atol=1e-5)
+  np.testing.assert_allclose(gradient, 2 * np.asarray(backproject(batched[0] - target, SPARSE, SIZE)), rtol=1e-4,
+                             atol=1e-3)
+  # FBP too: it is linear, so the gradient of <fbp(s), x> is its adjoint applied to x, and
+  # <fbp(y), x> = <y, gradient>.
+  estimates = np.asarray(jax.jit(jax.vmap(lambda s: fbp(s, SPARSE, SIZE)))(batched))
+  np.testing.assert_allclose(estimates[2], fbp(batched[2], SPARSE, SIZE), atol=1e-5)
+  fbp_grad = np.asarray(jax.jit(jax.grad(lambda s: jnp.vdot(fbp(s, SPARSE, SIZE), images[0])))(batched[0]))
+  np.testing.assert_allclose(np.vdot(estimates[1], images[0]), np.vdot(batched[1], fbp_grad), rtol=1e-4)
 
 
-def test_observation_depends_only_on_its_own_key(phantom):
-  operator = ParallelBeamCT(views=30, photons=1e3)
-  images = jnp.stack([jnp.asarray(phantom), jnp.asarray(phantom[::-1])] * 2)
+@pytest.fixture(scope='module')
+def low_dose():
+  """A low-dose operator and its jitted `apply` (compiled once: Poisson sampling is slow to compile)."""
+  operator = ParallelBeamCT(views=30, photons=1e4)
+  return operator, jax.jit(operator.apply)
+
+
+def test_observation_depends_only_on_its_own_key(phantom, low_dose):
+  operator, apply_one = low_dose
+  images = np.stack([phantom, phantom[::-1]] * 2)
   keys = jax.random.split(jax.random.key(3), 4)
-  batch = observe_batch(operator, keys, images)
+  observe = jax.jit(lambda keys, images: observe_batch(operator, keys, images))
+  batch = np.asarray(observe(keys, images))
   assert batch.shape == (4, SIZE, 30, 1)
   # Same image, different keys: different noise; each example equals its single, unbatched draw
-  # and the same draw in another batch, at another position.
+  # and the same draw at another position of another batch.
   assert not np.allclose(batch[0], batch[2])
-  alone = [operator.apply(key, image) for key, image in zip(keys, images)]
-  np.testing.assert_allclose(batch, jnp.stack(alone), atol=1e-4)
-  swapped = observe_batch(operator, keys[::-1][:2], images[::-1][:2])
-  np.testing.assert_allclose(swapped, batch[::-1][:2], atol=1e-4)
+  alone = [apply_one(keys[i], images[i]) for i in range(4)]
+  np.testing.assert_allclose(batch, np.stack(alone), atol=1e-4)
+  order = np.array([2, 0, 3, 1])
+  np.testing.assert_allclose(observe(keys[order], images[order]), batch[order], atol=1e-4)
 
 
-def test_transmission_noise_statistics():
-  line_integral, photons, attenuation = 20.0, 1e4, 0.05
-  measured = add_transmission_noise(jax.random.key(0), jnp.full((200_000,), line_integral), photons=photons,
-                                    attenuation=attenuation)
-  expected_counts = photons * np.exp(-attenuation * line_integral)
-  # Delta method: Var[-log(N / photons) / a] = 1 / (a^2 E[N]) for Poisson counts N.
-  np.testing.assert_allclose(np.var(measured), 1 / (attenuation**2 * expected_counts), rtol=0.03)
-  np.testing.assert_allclose(np.mean(measured), line_integral, atol=0.01)
-  # No photons at all: a finite (large) line integral, not inf.
-  dark = add_transmission_noise(jax.random.key(1), jnp.full((10,), 1e4), photons=10.0, attenuation=1.0)
-  assert bool(jnp.all(jnp.isfinite(dark)))
+def test_low_dose_noise_statistics(phantom, low_dose):
+  operator, apply_one = low_dose
+  clean = skimage.transform.radon(phantom[..., 0].astype(np.float64), theta=operator.angles_deg, circle=True)
+  keys = jax.random.split(jax.random.key(0), 4)
+  noisy = np.stack([np.asarray(apply_one(keys[i], phantom))[..., 0] for i in range(4)])
+  # Delta method: Var[-log(N / photons) / a] = 1 / (a^2 E[N]) for Poisson counts N, E[N] = photons exp(-a p).
+  attenuation = operator.mu_scale / SIZE
+  variance = 1 / (attenuation**2 * operator.photons * np.exp(-attenuation * clean))
+  z = (noisy - clean) / np.sqrt(variance)
+  assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05, (z.mean(), z.std())
+  # An opaque object: zero photons reach the detectors, and the line integrals stay finite.
+  assert np.all(np.isfinite(apply_one(keys[0], phantom * 1e3)))
+
+
+def _psnr(estimate, clean):
+  return 10 * np.log10(1 / np.mean((np.asarray(estimate, np.float64) - clean)**2))
 
 
 def test_fbp_psnr_full_sparse_limited():
@@ -117,17 +131,16 @@ def test_fbp_psnr_full_sparse_limited():
   pi / 2 * 64 = 100 views, and the phantom is smooth), hence 128 px here; at 256 px: 30.77,
   29.23, 23.84 and 17.52.
   """
-  size = 128
-  clean = jnp.asarray(shepp_logan(size))
-  scores = {}
-  for name, operator in {'180': ParallelBeamCT(views=180), '45': ParallelBeamCT(views=45),
-                         'limited120': ParallelBeamCT(views=120, angle_range=120)}.items():
-    estimate = operator.initial_estimate(operator.apply(jax.random.key(0), clean))
-    assert estimate.shape == clean.shape
-    scores[name] = float(psnr(estimate, clean))
+  clean = shepp_logan(128)
+  operators = {'180': ParallelBeamCT(views=180), '45': ParallelBeamCT(views=45),
+               'limited120': ParallelBeamCT(views=120, angle_range=120)}
+  scan = lambda image: {name: op.initial_estimate(op.apply(None, image)) for name, op in operators.items()}
+  scores = {name: _psnr(estimate, clean) for name, estimate in jax.jit(scan)(clean).items()}
   assert scores['180'] > 29.5, scores
   assert scores['180'] > scores['45'] + 1.5, scores
   assert scores['180'] > scores['limited120'] + 10, scores
+  # The project's metric agrees.
+  np.testing.assert_allclose(float(psnr(jnp.asarray(clean), jnp.asarray(clean) + 0.01)), 40.0, atol=1e-3)
 
 
 @pytest.mark.parametrize('options, key', [
@@ -157,12 +170,13 @@ def test_operator_shapes_and_description():
 
 def test_phantoms():
   keys = jax.random.split(jax.random.key(7), 3)
-  phantoms = jax.jit(jax.vmap(lambda key: random_ellipses(key, SIZE)))(keys)
-  assert phantoms.shape == (3, SIZE, SIZE, 1) and phantoms.dtype == jnp.float32
-  np.testing.assert_array_equal(phantoms[1], random_ellipses(keys[1], SIZE))  # a pure function of its key
+  draw = jax.jit(jax.vmap(lambda key: random_ellipses(key, SIZE)))
+  phantoms = np.asarray(draw(keys))
+  assert phantoms.shape == (3, SIZE, SIZE, 1) and phantoms.dtype == np.float32
+  np.testing.assert_array_equal(draw(keys[::-1]), phantoms[::-1])  # a pure function of its key
   assert not np.allclose(phantoms[0], phantoms[1])
-  assert float(phantoms.min()) >= 0 and float(phantoms.max()) <= 1 and float(phantoms.mean()) > 0.05
-  outside = ~inscribed_circle(SIZE)
-  assert not np.any(np.asarray(phantoms)[:, outside]) and not np.any(shepp_logan(SIZE)[outside])
+  assert phantoms.min() >= 0 and phantoms.max() <= 1 and phantoms.mean() > 0.05
   sl = shepp_logan(SIZE)
-  assert sl.shape == (SIZE, SIZE, 1) and sl.dtype == np.float32 and sl.max() <= 1 and sl.max() > 0.9
+  outside = ~inscribed_circle(SIZE)
+  assert not np.any(phantoms[:, outside]) and not np.any(sl[outside])
+  assert sl.shape == (SIZE, SIZE, 1) and sl.dtype == np.float32 and 0.9 < sl.max() <= 1

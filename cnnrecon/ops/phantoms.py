@@ -4,6 +4,8 @@ Both are [n, n, 1] float32 images in [0, 1], zero outside the inscribed circle, 
 parallel-beam operator (skimage's `circle=True` convention) assumes.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,6 +43,7 @@ def _ellipse(x: jax.Array, y: jax.Array, params: jax.Array) -> jax.Array:
   return ((along / a)**2 + (across / b)**2 <= 1.0).astype(jnp.float32)
 
 
+@functools.partial(jax.jit, static_argnames=('size', 'count'))
 def random_ellipses(key: jax.Array, size: int, *, count: int = 8) -> jax.Array:
   """A random-ellipse phantom: a body ellipse plus `count - 1` denser or lighter inclusions.
 
@@ -55,23 +58,14 @@ def random_ellipses(key: jax.Array, size: int, *, count: int = 8) -> jax.Array:
   Returns:
     float32 [size, size, 1] in [0, 1], zero outside the inscribed circle.
   """
-  body_key, inner_key = jax.random.split(key)
-  uniform = lambda k, shape, low, high: jax.random.uniform(k, shape, jnp.float32, low, high)
-  bk = jax.random.split(body_key, 5)
-  # In units of the disc's radius: the body stays inside it (0.1 + 0.85 < 1), the inclusions
-  # (centres within 0.5, semi-axes below 0.35) mostly inside the body.
-  body = jnp.stack([uniform(bk[0], (), -0.1, 0.1), uniform(bk[1], (), -0.1, 0.1),
-                    uniform(bk[2], (), 0.6, 0.85), uniform(bk[3], (), 0.6, 0.85),
-                    uniform(bk[4], (), 0.0, jnp.pi)])
-  ik = jax.random.split(inner_key, 6)
-  inner = jnp.stack([uniform(ik[0], (count - 1,), -0.5, 0.5), uniform(ik[1], (count - 1,), -0.5, 0.5),
-                     uniform(ik[2], (count - 1,), 0.03, 0.35), uniform(ik[3], (count - 1,), 0.03, 0.35),
-                     uniform(ik[4], (count - 1,), 0.0, jnp.pi)], axis=1)
-  body_value = jax.random.uniform(ik[5], (), jnp.float32, 0.2, 0.5)
-  inner_values = jax.random.uniform(jax.random.fold_in(ik[5], 1), (count - 1,), jnp.float32, -0.3, 0.5)
+  # Rows: the body, then the inclusions; columns: centre x, y and semi-axes a, b (in units of the
+  # disc's radius), angle, value. The body stays inside the disc (0.1 + 0.85 < 1), the inclusions
+  # (centres within 0.5, semi-axes below 0.35) mostly inside the body; they add or remove density.
+  low = np.array([[-0.1, -0.1, 0.6, 0.6, 0.0, 0.2]] + [[-0.5, -0.5, 0.03, 0.03, 0.0, -0.3]] * (count - 1))
+  high = np.array([[0.1, 0.1, 0.85, 0.85, np.pi, 0.5]] + [[0.5, 0.5, 0.35, 0.35, np.pi, 0.5]] * (count - 1))
+  params = low + (high - low) * jax.random.uniform(key, low.shape, jnp.float32)
   offsets = (jnp.arange(size, dtype=jnp.float32) - size // 2) / max(size // 2, 1)
   y, x = jnp.meshgrid(offsets, offsets, indexing='ij')
-  image = body_value * _ellipse(x, y, body)
-  image = image + jnp.tensordot(inner_values, jax.vmap(lambda p: _ellipse(x, y, p))(inner), axes=1)
+  image = jnp.tensordot(params[:, 5], jax.vmap(lambda p: _ellipse(x, y, p[:5]))(params), axes=1)
   image = jnp.clip(image, 0.0, 1.0) * jnp.asarray(inscribed_circle(size), jnp.float32)
   return image[..., None]

@@ -8,20 +8,21 @@ The image is assumed zero outside its inscribed circle (skimage's `circle=True`)
 How the projection is computed: rotate-and-sum. For every angle, the image is sampled with
 bilinear interpolation (zero outside) on the rotated pixel grid and summed along the rays, as
 skimage's `warp(..., order=1)` + `sum(0)` does. The samples are computed on the fly as gathers:
-a stored projection matrix has n_angles * n^3 * 4 entries (47 M for 256 px and 180 views), too
-big to keep dense and slow as a sparse product on XLA's CPU backend, while the gathers run within
-about 2x of skimage's C loop for 64..256 px. Angles are walked through in chunks (`lax.map`) so
+a stored projection matrix would have n_angles * n^2 * 4 non-zeros (47 M for 256 px and 180
+views; 3e9 entries dense), too big to keep and slow as a sparse product on XLA's CPU backend,
+while the gathers run within about 2x of skimage's C loop for 64..256 px. Angles are walked through in chunks (`lax.map`) so
 that a batch of 256 px images needs tens of MB, not GB, of temporaries.
 
-Angles are static (numpy), never traced: the sampling positions are computed in float64 on the
-host and enter the program as two small separable tables whose sum is the coordinate. That is
-deliberate. XLA recomputes an index expression in every fusion that uses it, and two copies of
+Angles are static (a list or numpy array, part of the compiled program), never traced: the
+sampling positions are computed in float64 on the host and enter the program as small separable
+tables whose sum is the coordinate. That is deliberate. XLA recomputes an index expression in every fusion that uses it, and two copies of
 `c + cos(a) u + sin(a) v` computed with different vector code can land on either side of an
 integer: the gather then reads one pixel while the weights assume its neighbour (errors of 0.1 on
 a 64 px phantom). One float add of two constants is bitwise the same in every fusion.
 """
 
 import dataclasses
+import functools
 import math
 from typing import Optional, Sequence
 
@@ -39,18 +40,13 @@ _CHUNK_SAMPLES = 2**17
 FILTERS = ('ramp', 'shepp-logan', 'hann')
 
 
-def _angle_chunks(angles_deg: Sequence[float], n: int):
+def _angle_chunks(angles: tuple[float, ...], n: int):
   """Angles in radians (float64), padded to whole chunks; (angles, chunk size, number of chunks)."""
-  theta = np.deg2rad(np.asarray(angles_deg, np.float64).reshape(-1))
+  theta = np.deg2rad(np.asarray(angles, np.float64))
   chunk = max(1, min(theta.size, _CHUNK_SAMPLES // (n * n)))
   groups = -(-theta.size // chunk)
   padded = np.concatenate([theta, np.zeros(groups * chunk - theta.size)])
   return padded, chunk, groups
-
-
-def _count(angles_deg: Sequence[float]) -> int:
-  """The number of angles."""
-  return int(np.asarray(angles_deg).size)
 
 
 def _table(values: np.ndarray, groups: int, chunk: int) -> jax.Array:
@@ -76,22 +72,39 @@ def _bilinear_ray_sums(image: jax.Array, rows: jax.Array, cols: jax.Array) -> ja
   return values.sum(-1)
 
 
+def _static_angles(angles_deg: Sequence[float]) -> tuple[float, ...]:
+  """The angles as a hashable tuple of floats (they select the compiled program)."""
+  if isinstance(angles_deg, jax.core.Tracer):
+    raise TypeError('CT angles must be static (a list or numpy array), not traced values')
+  angles = np.asarray(angles_deg, np.float64)
+  if angles.ndim != 1 or angles.size == 0:
+    raise ValueError(f'CT angles must be a non-empty 1-D list, got shape {angles.shape}')
+  return tuple(float(a) for a in angles)
+
+
 def radon(image_hw: jax.Array, angles_deg: Sequence[float]) -> jax.Array:
   """Parallel-beam projections of a square image, as `skimage.transform.radon(circle=True)`.
 
-  Linear in the image; works under `jit`, `vmap` and `grad` (angles are static).
+  Linear in the image; works under `jit`, `vmap` and `grad`. One compiled program per image
+  shape and list of angles, also when called outside `jit`.
 
   Args:
     image_hw: image [n, n] (float32), zero outside its inscribed circle.
-    angles_deg: projection angles in degrees (any list: sparse, limited, unordered).
+    angles_deg: projection angles in degrees (any list: sparse, limited, unordered), static.
 
   Returns:
     The sinogram [n, n_angles]: detector index first, skimage's orientation.
   """
-  n = image_hw.shape[0]
-  if image_hw.ndim != 2 or image_hw.shape[1] != n:
+  if image_hw.ndim != 2 or image_hw.shape[0] != image_hw.shape[1]:
     raise ValueError(f'radon needs a square [n, n] image, got shape {image_hw.shape}')
-  theta, chunk, groups = _angle_chunks(angles_deg, n)
+  return _radon(image_hw, angles=_static_angles(angles_deg))
+
+
+@functools.partial(jax.jit, static_argnames='angles')
+def _radon(image_hw: jax.Array, *, angles: tuple[float, ...]) -> jax.Array:
+  """`radon` for a tuple of angles."""
+  n = image_hw.shape[0]
+  theta, chunk, groups = _angle_chunks(angles, n)
   centre = n // 2
   cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
   offsets = np.arange(n) - centre  # detector position u and position along the ray v
@@ -104,7 +117,7 @@ def radon(image_hw: jax.Array, angles_deg: Sequence[float]) -> jax.Array:
     return _bilinear_ray_sums(image_hw, row_u[:, :, None] + row_v[:, None, :],
                               col_u[:, :, None] + col_v[:, None, :])
 
-  sums = jax.lax.map(project, tables).reshape(groups * chunk, n)[:_count(angles_deg)]
+  sums = jax.lax.map(project, tables).reshape(groups * chunk, n)[:len(angles)]
   return sums.T.astype(image_hw.dtype)
 
 
@@ -121,12 +134,20 @@ def backproject(sinogram: jax.Array, angles_deg: Sequence[float], size: int) -> 
   Returns:
     The back-projection [size, size].
   """
-  if sinogram.shape != (size, _count(angles_deg)):
-    raise ValueError(f'sinogram shape {sinogram.shape} != (size={size}, n_angles={_count(angles_deg)})')
+  angles = _static_angles(angles_deg)
+  if sinogram.shape != (size, len(angles)):
+    raise ValueError(f'sinogram shape {sinogram.shape} != (size={size}, n_angles={len(angles)})')
+  return _backproject(sinogram, angles=angles)
+
+
+@functools.partial(jax.jit, static_argnames='angles')
+def _backproject(sinogram: jax.Array, *, angles: tuple[float, ...]) -> jax.Array:
+  """`backproject` for a tuple of angles."""
   # radon is linear: its transpose is XLA's scatter-add of the same bilinear weights, exact by
   # construction (the same index tables), and about as fast as the forward gathers on CPU.
+  size = sinogram.shape[0]
   zeros = jax.ShapeDtypeStruct((size, size), sinogram.dtype)
-  (image,) = jax.linear_transpose(lambda image: radon(image, angles_deg), zeros)(sinogram)
+  (image,) = jax.linear_transpose(lambda image: _radon(image, angles=angles), zeros)(sinogram)
   return image
 
 
@@ -154,23 +175,20 @@ def fourier_filter(size: int, name: str) -> np.ndarray:
   return (response + np.roll(response[::-1], 1)) / 2
 
 
-def _filter_projections(sinogram: jax.Array, filter_name: str) -> tuple[jax.Array, int]:
-  """iradon's filtering: pad to the inscribing square's diagonal, then to a power of two >= 2x."""
-  n_det = sinogram.shape[0]
+def _padding(n_det: int) -> tuple[int, int, int]:
+  """iradon's padding: to the inscribing square's diagonal, then to a power of two >= 2x (and 64).
+
+  Returns (diagonal, detectors added before, padded size).
+  """
   diagonal = int(np.ceil(np.sqrt(2) * n_det))
-  before = diagonal // 2 - n_det // 2
-  padded_size = max(64, int(2**np.ceil(np.log2(2 * diagonal))))
-  padded = jnp.pad(sinogram, ((before, padded_size - n_det - before), (0, 0)))
-  response = jnp.asarray(fourier_filter(padded_size, filter_name)[:padded_size // 2 + 1, None], jnp.float32)
-  filtered = jnp.fft.irfft(jnp.fft.rfft(padded, axis=0) * response, n=padded_size, axis=0)
-  return filtered[:diagonal], diagonal
+  return diagonal, diagonal // 2 - n_det // 2, max(64, int(2**np.ceil(np.log2(2 * diagonal))))
 
 
 def fbp(sinogram: jax.Array, angles_deg: Sequence[float], size: int, filter_name: str = 'ramp') -> jax.Array:
   """Filtered back-projection, as `skimage.transform.iradon(circle=True, interpolation='linear')`.
 
   Works for any angles (sparse-view, limited angle); like iradon, the sum over views is scaled
-  by pi / (2 n_angles) whatever range they cover. Differentiable; angles are static.
+  by pi / (2 n_angles) whatever range they cover. Differentiable in the sinogram; angles static.
 
   Args:
     sinogram: [n_detectors, n_angles] line integrals (n_detectors = the image side).
@@ -181,10 +199,25 @@ def fbp(sinogram: jax.Array, angles_deg: Sequence[float], size: int, filter_name
   Returns:
     The reconstruction [size, size], zero outside the inscribed circle.
   """
-  filtered, diagonal = _filter_projections(sinogram, filter_name)
-  theta, chunk, groups = _angle_chunks(angles_deg, size)
-  # Padded angles back-project a zero column.
-  columns = jnp.pad(filtered, ((1, 1), (0, groups * chunk - _count(angles_deg))))
+  angles = _static_angles(angles_deg)
+  if sinogram.ndim != 2 or sinogram.shape[1] != len(angles):
+    raise ValueError(f'sinogram shape {sinogram.shape} does not match {len(angles)} angles')
+  padded_size = _padding(sinogram.shape[0])[2]
+  # The response is an argument, not a constant: the three filters share one program.
+  response = jnp.asarray(fourier_filter(padded_size, filter_name)[:padded_size // 2 + 1, None], sinogram.dtype)
+  return _fbp(sinogram, response, angles=angles, size=int(size))
+
+
+@functools.partial(jax.jit, static_argnames=('angles', 'size'))
+def _fbp(sinogram: jax.Array, response: jax.Array, *, angles: tuple[float, ...], size: int) -> jax.Array:
+  """`fbp` with the filter's real-FFT response [padded // 2 + 1, 1]."""
+  n_det = sinogram.shape[0]
+  diagonal, before, padded_size = _padding(n_det)
+  padded = jnp.pad(sinogram, ((before, padded_size - n_det - before), (0, 0)))
+  filtered = jnp.fft.irfft(jnp.fft.rfft(padded, axis=0) * response, n=padded_size, axis=0)[:diagonal]
+  theta, chunk, groups = _angle_chunks(angles, size)
+  # One zero detector at each end; padded angles back-project zero columns.
+  columns = jnp.pad(filtered, ((1, 1), (0, groups * chunk - len(angles))))
   columns = columns.T.reshape(groups, chunk, diagonal + 2)
   radius = size // 2
   offsets = np.arange(size) - radius
@@ -204,7 +237,7 @@ def fbp(sinogram: jax.Array, angles_deg: Sequence[float], size: int, filter_name
 
   image = jax.lax.map(smear, (columns, by_col, by_row)).sum(0)
   inside = offsets[:, None]**2 + offsets[None, :]**2 <= radius**2
-  return image * jnp.asarray(inside, image.dtype) * (math.pi / (2 * _count(angles_deg)))
+  return image * jnp.asarray(inside, image.dtype) * (math.pi / (2 * len(angles)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,6 +310,7 @@ class ParallelBeamCT:
 _MIN_COUNT = 0.1
 
 
+@functools.partial(jax.jit, static_argnames=('photons', 'attenuation'))
 def add_transmission_noise(key: jax.Array, sinogram: jax.Array, *, photons: float,
                            attenuation: float) -> jax.Array:
   """Poisson (low-dose) noise on line integrals through the Beer-Lambert law.
