@@ -147,6 +147,7 @@ def test_fbp_psnr_full_sparse_limited():
     (dict(views=0), 'task.ct.views'),
     (dict(views=-3), 'task.ct.views'),
     (dict(views=2.5), 'task.ct.views'),
+    (dict(views=float('inf')), 'task.ct.views'),
     (dict(views=45, angle_range=0), 'task.ct.angle_range'),
     (dict(views=45, angle_range=200), 'task.ct.angle_range'),
     (dict(views=45, angle_range=-10), 'task.ct.angle_range'),

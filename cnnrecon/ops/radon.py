@@ -270,7 +270,8 @@ class ParallelBeamCT:
 
   def __post_init__(self):
     views = self.views
-    if isinstance(views, bool) or not isinstance(views, (int, float)) or views != views or views != int(views):
+    if (isinstance(views, bool) or not isinstance(views, (int, float)) or not math.isfinite(views)
+        or views != int(views)):
       raise CnnreconError(f'task.ct.views={views!r} is not a whole number; set e.g. --config.task.ct.views=45')
     if views <= 0:
       raise CnnreconError(f'task.ct.views={views!r} must be > 0 (the number of projections); '
