@@ -17,8 +17,11 @@
   cnnrecon sweep-report --root DIR
 
 User mistakes print one line `cnnrecon: error: ...` and exit with status 2; a
-diverged training run (non-finite loss) exits with 3; SIGTERM stops training
-with a checkpoint and exit status 0, SIGINT (Ctrl-C) likewise with 130.
+diverged training run (non-finite loss) exits with 3; a folder that is not
+writable or a full disk with 4; a sweep with failed runs with 1 (see
+`cnnrecon.errors`). SIGTERM stops training with a checkpoint and exit status 0,
+SIGINT (Ctrl-C) likewise with 130; during start-up both stop before the first
+step, with one line.
 """
 
 import sys

@@ -6,6 +6,7 @@ to its last kilobytes in a private mount namespace (`unshare`). Each case skips 
 does not allow it. The commands run in one process (`file_system_runner.py`) per situation.
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -60,16 +61,23 @@ def _assert_refused(result: dict, *fragments: str) -> None:
   assert [path for path in result['changed'] if pathlib.Path(path).name not in logs] == [], result
 
 
+def _chmod_tree(folder: pathlib.Path, change) -> None:
+  """Applies `change(mode) -> mode` to `folder` and everything in it; a training run may be writing there,
+  so files that vanish on the way (orbax's temporaries) are skipped, like `chmod -R` does."""
+  for root, _, files in os.walk(folder):  # os.walk skips a folder that vanished
+    for path in [root, *(os.path.join(root, name) for name in files)]:
+      with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, change(os.stat(path).st_mode))
+
+
 def _make_read_only(*folders: pathlib.Path) -> None:
   for folder in folders:
-    for path in [folder, *folder.rglob('*')]:
-      path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    _chmod_tree(folder, lambda mode: mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def _make_writable(*folders: pathlib.Path) -> None:
   for folder in folders:
-    for path in [folder, *folder.rglob('*')]:
-      path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    _chmod_tree(folder, lambda mode: mode | stat.S_IWUSR)
 
 
 @pytest.fixture
