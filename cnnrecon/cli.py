@@ -209,6 +209,7 @@ def _split_overrides(extra: list[str]) -> list[str]:
 def _train(args, extra):
   from cnnrecon import config as config_lib
   from cnnrecon.safety import file_system_refusal, stop_if_signalled
+  from cnnrecon.train import checkpoint
   from cnnrecon.evaluation import train_and_evaluate
   from cnnrecon.train import parallel
   parallel.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
@@ -218,7 +219,8 @@ def _train(args, extra):
     summary = train_and_evaluate(config, args.workdir, force=args.force, stop_at=args.stop_at,
                                  from_step=args.from_step, progress=not args.no_progress)
   except OSError as error:  # a read-only workdir or a full disk: say what of the run is safe
-    refusal = file_system_refusal(error, workdir=args.workdir)
+    refusal = file_system_refusal(error, workdir=args.workdir,
+                                  last_step=max(checkpoint.saved_steps(args.workdir), default=None))
     if refusal is None:
       raise
     raise refusal from None

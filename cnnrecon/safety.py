@@ -27,7 +27,7 @@ from cnnrecon.errors import CnnreconError, FileSystemRefused
 
 LOCK_NAME = '.cnnrecon.lock'
 # Files that make a folder recognisably a cnnrecon workdir (older ones have no lock file).
-_WORKDIR_MARKERS = (LOCK_NAME, 'checkpoints', 'config.json', 'metrics.jsonl')
+WORKDIR_MARKERS = (LOCK_NAME, 'checkpoints', 'config.json', 'metrics.jsonl')
 
 
 def _file_on_path(folder: pathlib.Path) -> pathlib.Path | None:
@@ -43,7 +43,7 @@ def check_workdir_usable(workdir: pathlib.Path) -> None:
     raise CnnreconError(f'--workdir {workdir} {where} a file, not a folder: pick another --workdir')
   if workdir.is_dir():
     entries = sorted(path.name for path in workdir.iterdir())
-    if entries and not any(marker in entries for marker in _WORKDIR_MARKERS):
+    if entries and not any(marker in entries for marker in WORKDIR_MARKERS):
       shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
       raise CnnreconError(f'--workdir {workdir} is not empty and is not a cnnrecon workdir (it holds {shown}): '
                           'train into a new or empty folder')
@@ -352,21 +352,15 @@ def is_file_system_refusal(message: str, error: BaseException | None = None) -> 
   return _os_error_in(Exception(message)) is not None or _os_error_in(error) is not None
 
 
-def _latest_checkpoint_step(workdir: pathlib.Path) -> int | None:
-  """The newest finished checkpoint folder's step (orbax names them by step; its temporaries are not digits)."""
-  with contextlib.suppress(OSError):
-    steps = [int(path.name) for path in (workdir / 'checkpoints').iterdir() if path.name.isdigit()]
-    return max(steps) if steps else None
-  return None
-
-
-def file_system_refusal(error: BaseException, *, workdir: str | os.PathLike | None = None) -> FileSystemRefused | None:
+def file_system_refusal(error: BaseException, *, workdir: str | os.PathLike | None = None,
+                        last_step: int | None = None) -> FileSystemRefused | None:
   """One line for a folder that is not writable or a full disk found in `error` (None for any other error).
 
   Args:
     error: what a command raised.
     workdir: the training workdir, when training: the line then names its
       last checkpoint, which an atomic orbax save leaves intact.
+    last_step: that checkpoint's step (`train.checkpoint.saved_steps`); None when there is none.
   """
   found = _os_error_in(error)
   if found is None:
@@ -382,11 +376,10 @@ def file_system_refusal(error: BaseException, *, workdir: str | os.PathLike | No
     problem, fix = f'{path or "a file"} is not writable ({found.strerror})', 'make it writable'
   if workdir is None:
     return FileSystemRefused(f'{problem}: {fix} (or pick another folder) and rerun the same command')
-  step = _latest_checkpoint_step(pathlib.Path(workdir))
-  if step is None:
+  if last_step is None:
     return FileSystemRefused(f'{problem}; no checkpoint was written: {fix} and rerun the same command')
-  return FileSystemRefused(f'{problem}; the last checkpoint (step {step}) is intact: {fix} and rerun the same '
-                           'command to resume')
+  return FileSystemRefused(f'{problem}; the last checkpoint (step {last_step}) is intact: {fix} and rerun the '
+                           'same command to resume')
 
 
 @contextlib.contextmanager

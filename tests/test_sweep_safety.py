@@ -16,6 +16,7 @@ import pytest
 from conftest import REPO, fails_with_one_line
 from cnnrecon import cli
 from cnnrecon.sweep.parallel import worker_limit
+from cnnrecon.train.checkpoint import saved_steps
 
 ABLATION = '''
 from cnnrecon.config import load_config_file
@@ -192,10 +193,6 @@ def _last_session(workdir: pathlib.Path) -> dict:
   return json.loads((workdir / 'run.json').read_text())['sessions'][-1]
 
 
-def _saved_steps(workdir: pathlib.Path) -> list[int]:
-  return sorted(int(path.name) for path in (workdir / 'checkpoints').iterdir() if path.name.isdigit())
-
-
 @pytest.mark.skipif(worker_limit() < 2 or not sys.platform.startswith('linux'), reason='needs 2 cores and /proc')
 def test_sigint_to_the_parent_only_stops_every_worker_with_a_checkpoint(tmp_path, started):
   parent, workers, root = _start_training_sweep(tmp_path, started)
@@ -206,7 +203,7 @@ def test_sigint_to_the_parent_only_stops_every_worker_with_a_checkpoint(tmp_path
   assert 'Traceback' not in out + err and not any(map(_alive, workers))
   for seed in (0, 1):  # each run stopped at the step where the signal found it, and saved that step
     session = _last_session(root / f'seed={seed}')
-    assert session['outcome'] == 'SIGINT' and _saved_steps(root / f'seed={seed}') == [session['to_step']]
+    assert session['outcome'] == 'SIGINT' and saved_steps(root / f'seed={seed}') == [session['to_step']]
     assert f"seed={seed} at step {session['to_step']}" in out
   assert 'SIGINT, passed on to every worker: the workers have ended; checkpoints to resume from:' in out
 
@@ -222,4 +219,4 @@ def test_workers_die_with_a_sigkilled_parent_and_keep_a_checkpoint(tmp_path, sta
   assert not any(map(_alive, workers)), 'a worker outlived its SIGKILLed parent by 10 s'
   for seed in (0, 1):  # the kernel's SIGTERM made each one stop its run with a checkpoint
     session = _last_session(root / f'seed={seed}')
-    assert session['outcome'] == 'SIGTERM' and _saved_steps(root / f'seed={seed}') == [session['to_step']]
+    assert session['outcome'] == 'SIGTERM' and saved_steps(root / f'seed={seed}') == [session['to_step']]

@@ -33,6 +33,7 @@ from cnnrecon.export.params import write_params
 from cnnrecon.export.signatures import constraints, signature_of, symbolic_specs
 from cnnrecon.inference import exported as loader
 from cnnrecon.io import sha256_of
+from cnnrecon.safety import LOCK_NAME
 from cnnrecon.tasks import Signature
 from cnnrecon.train import provenance
 
@@ -74,7 +75,7 @@ def _lineage(path: pathlib.Path) -> set[tuple[int, int]]:
 
 def _is_run(folder: pathlib.Path) -> bool:
   """Whether `folder` is a training workdir (by what `train` writes first; an export holds none of these)."""
-  return ((folder / '.cnnrecon.lock').is_file() or (folder / 'checkpoints').is_dir()
+  return ((folder / LOCK_NAME).is_file() or (folder / 'checkpoints').is_dir()
           or (folder / 'metrics.jsonl').is_file())
 
 

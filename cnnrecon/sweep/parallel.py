@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from cnnrecon.errors import CnnreconError
 from cnnrecon.sweep.run import left_to_claim, prepare_sweep, read_status, run_name
-from cnnrecon.train.checkpoint import checkpoint_dir
+from cnnrecon.train.checkpoint import saved_steps
 
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 _CLEAN_ENDS = (0, 130)  # a worker's exit statuses when it ended its runs (or stopped one with a checkpoint)
@@ -142,12 +142,6 @@ def _relay(process: subprocess.Popen, prefix: str, echo) -> None:
     echo(prefix + line.rstrip('\n'))
 
 
-def _saved_steps(workdir: pathlib.Path) -> list[int]:
-  """The steps of a run's checkpoints (none for a run that has not saved one)."""
-  folder = checkpoint_dir(workdir)
-  return sorted(int(path.name) for path in folder.iterdir() if path.name.isdigit()) if folder.is_dir() else []
-
-
 def _what_was_kept(root: pathlib.Path, unfinished: list[str], stopped_by: str | None,
                    unclean: dict[int, int]) -> str:
   """One honest line, read from the runs' folders once every worker has ended: what each unfinished run kept."""
@@ -155,7 +149,7 @@ def _what_was_kept(root: pathlib.Path, unfinished: list[str], stopped_by: str | 
           for index, end in unclean.items()]
   cause = f'{stopped_by}, passed on to every worker' if stopped_by else 'a worker ended early'
   what = f"{cause}: the workers have ended{' (' + '; '.join(ends) + ')' if ends else ''}"
-  kept = [f'{name} at step {steps[-1]}' for name in unfinished if (steps := _saved_steps(root / name))]
+  kept = [f'{name} at step {steps[-1]}' for name in unfinished if (steps := saved_steps(root / name))]
   fresh = len(unfinished) - len(kept)
   if kept:
     rest = f' ({fresh} more not started)' if fresh else ''

@@ -211,7 +211,7 @@ def _check_root_contents(root: pathlib.Path, wanted: dict[str, str | None], runs
   # A concurrent shard's sweep.json being written (write_file_atomic's temporary file) is not foreign.
   temporary = re.compile(rf'\.{re.escape(SWEEP_FILE)}\.\w+\.tmp')
   names = sorted(path.name for path in root.iterdir() if not temporary.fullmatch(path.name))
-  markers = [name for name in safety._WORKDIR_MARKERS if name in names]  # pylint: disable=protected-access
+  markers = [name for name in safety.WORKDIR_MARKERS if name in names]
   if markers:
     raise CnnreconError(f'--root {root} is a training workdir (it holds {", ".join(markers)}): pick another '
                         '--root, e.g. a new folder')

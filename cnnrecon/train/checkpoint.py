@@ -40,6 +40,17 @@ def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
   return pathlib.Path(workdir).absolute() / 'checkpoints'
 
 
+def saved_steps(workdir: str | pathlib.Path) -> list[int]:
+  """The steps of a workdir's finished checkpoints, read from their folder names without orbax.
+
+  orbax names a checkpoint's folder by its step once it is complete; its temporaries
+  (`N.orbax-checkpoint-tmp`) are not digits. None readable: [].
+  """
+  with contextlib.suppress(OSError):
+    return sorted(int(path.name) for path in checkpoint_dir(workdir).iterdir() if path.name.isdigit())
+  return []
+
+
 def open_manager(workdir: str | pathlib.Path, *, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
   """Opens (or creates) the workdir's CheckpointManager.
 
@@ -118,25 +129,6 @@ def _damage_reported_once(settle_seconds: float = 0.5) -> Iterator[None]:
   finally:
     os.dup2(saved, 2)
     os.close(saved)
-
-
-@contextlib.contextmanager
-def closed_quietly_after_a_failure(manager: ocp.CheckpointManager) -> Iterator[ocp.CheckpointManager]:
-  """Yields `manager` and closes it; when the block fails, with fd 2 sent to /dev/null while it closes.
-
-  A save that a read-only folder or a full disk stopped leaves tensorstore's
-  other writes in flight: closing the manager closes their event loop, and
-  each prints an "Event loop is closed" traceback from C++ straight to fd 2.
-  The failure itself reaches the caller (the CLI says it in one line).
-  """
-  try:
-    yield manager
-  except BaseException:
-    with contextlib.suppress(Exception), _damage_reported_once():
-      manager.close()
-      time.sleep(0.5)  # the writes in flight finish (and complain) while fd 2 is closed
-    raise
-  manager.close()
 
 
 def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception) -> CheckpointUnreadable:

@@ -135,8 +135,7 @@ def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> di
                            augment=config.data.augment, num_threads=config.data.num_threads,
                            cache=config.data.cache, gray=config.data.gray)
   _stop_if_signalled('initialising the model')
-  manager = checkpoint.open_manager(workdir, keep=config.train.keep_checkpoints)
-  with checkpoint.closed_quietly_after_a_failure(manager):
+  with checkpoint.open_manager(workdir, keep=config.train.keep_checkpoints) as manager:
     start = check_resumable(workdir, config, manager, force=force)
     if start is not None:
       host_state = checkpoint.restore_state(manager, start, target=jax.device_get(host_state),
