@@ -376,12 +376,10 @@ class _DropFileSystemRefusals:
     self.previous_hook = previous_hook
 
   def filter(self, record) -> bool:
-    from cnnrecon.safety import is_file_system_refusal
-    return not is_file_system_refusal(record.getMessage(), record.exc_info[1] if record.exc_info else None)
+    return not safety.is_file_system_refusal(record.getMessage(), record.exc_info[1] if record.exc_info else None)
 
   def excepthook(self, args) -> None:
-    from cnnrecon.safety import is_file_system_refusal
-    if not is_file_system_refusal('', args.exc_value):
+    if not safety.is_file_system_refusal('', args.exc_value):
       self.previous_hook(args)
 
 
