@@ -48,6 +48,9 @@ class DnCNN(nn.Module):
     dtype: compute dtype; params stay float32 and the output is float32.
     bn_axis_name: mesh axis over which BatchNorm statistics are averaged in
       data-parallel training, or None.
+    out_channels: channels of the estimate (`build_model` passes the image
+      channels); None means the input's. Input channels beyond them (an
+      inpainting mask) inform the net; the residual is taken on the first ones.
   """
   MIN_DEPTH = 2  # a first and a last conv
 
@@ -59,6 +62,7 @@ class DnCNN(nn.Module):
   batch_norm: bool = True
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
+  out_channels: int | None = None
 
   def __post_init__(self):
     if isinstance(self.space_to_depth, bool) or not isinstance(self.space_to_depth, int) or self.space_to_depth < 1:
@@ -79,6 +83,7 @@ class DnCNN(nn.Module):
     """
     common.check_nhwc(x, 'DnCNN')
     height, width, channels = x.shape[1:]
+    channels = self.out_channels or channels
     x = common.pad_to_multiple(x, self.space_to_depth)
     y = dm_pix.space_to_depth(x, self.space_to_depth) if self.space_to_depth > 1 else x
     y = nn.relu(_conv3x3(self.features, use_bias=True, dtype=self.dtype)(y))
@@ -98,4 +103,4 @@ class DnCNN(nn.Module):
       return common.crop_to(common.to_output(output), height, width)
     # Subtract in float32 so a low-precision compute dtype does not quantize
     # the clean image itself, only the noise estimate.
-    return common.crop_to(x.astype(jnp.float32) - common.to_output(output), height, width)
+    return common.crop_to(x[..., :channels].astype(jnp.float32) - common.to_output(output), height, width)

@@ -33,6 +33,20 @@ DTYPES.register('bfloat16')(jnp.bfloat16)
 DTYPES.register('float16')(jnp.float16)
 
 
+# What a model takes as input (its class's `TAKES`): the task's initial estimate, an image the size of the
+# clean one (DnCNN, U-Net, SRCNN on the bicubic image), or the observation itself (EDSR upsamples the
+# low-resolution image inside the net).
+MODEL_INPUTS = ('initial_estimate', 'observation')
+
+
+def model_takes(model_config: ml_collections.ConfigDict) -> str:
+  """'initial_estimate' or 'observation': the input the model `model_config` names takes (`TAKES`)."""
+  takes = getattr(MODELS.get(model_config.name), 'TAKES', 'initial_estimate')
+  if takes not in MODEL_INPUTS:
+    raise ValueError(f'{model_config.name}.TAKES={takes!r}: use one of {MODEL_INPUTS}')
+  return takes
+
+
 def max_pooling_depth(image_size: int) -> int:
   """Returns how many 2x2 stride-2 poolings an image side survives exactly.
 
@@ -105,7 +119,10 @@ def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
     bn_axis_name: mesh axis for BatchNorm statistics in data-parallel steps.
     operator: the task's forward operator (`cnnrecon.ops`), handed to models
       that declare an `operator` attribute (e.g. unrolled networks, which apply
-      it and its adjoint); other models never see it.
+      it and its adjoint; EDSR reads the scale from it); other models never see it.
+
+  Models that declare `out_channels` get `channels` there: the estimate has the
+  image's channels even when the model input has more (an inpainting mask).
 
   Returns:
     An unbound flax module; call it as `model.apply(variables, x, train=...)`.
@@ -120,7 +137,7 @@ def build_model(model_config: ml_collections.ConfigDict, *, channels: int,
   if getattr(model_class, 'POOLINGS_PER_DEPTH', 0) and image_size is not None:
     _check_pooling_fits(name, model_config.depth * model_class.POOLINGS_PER_DEPTH, image_size)
   options = model_config.get(name)
-  wants_operator = 'operator' in inspect.signature(model_class).parameters
+  declared = inspect.signature(model_class).parameters
+  extra = {key: value for key, value in (('operator', operator), ('out_channels', channels)) if key in declared}
   return MODELS.build(name, options, depth=model_config.depth, features=model_config.features,
-                      dtype=DTYPES.get(model_config.get('dtype')), bn_axis_name=bn_axis_name,
-                      **({'operator': operator} if wants_operator else {}))
+                      dtype=DTYPES.get(model_config.get('dtype')), bn_axis_name=bn_axis_name, **extra)

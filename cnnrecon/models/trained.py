@@ -2,7 +2,7 @@
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, Callable
 
 import jax.numpy as jnp
 import ml_collections
@@ -21,12 +21,15 @@ class TrainedModel:
     variables: `{'params', 'batch_stats'}`.
     step: the checkpoint's step.
     operator: the task's forward operator, for models that ask for it.
+    to_model_input: one observation -> the model's input (the task's; by
+      default the operator's initial estimate).
   """
 
   config: ml_collections.ConfigDict
   variables: dict[str, Any]
   step: int
   operator: Any = None
+  to_model_input: Callable | None = None
 
   @functools.cached_property
   def apply(self):
@@ -42,9 +45,10 @@ class TrainedModel:
     return self.config.data.channels
 
   def __call__(self, images: np.ndarray) -> np.ndarray:
-    """The estimates of a batch of model inputs (the task's initial estimates), as numpy."""
+    """The estimates of a batch of model inputs (e.g. the task's initial estimates), as numpy."""
     return np.asarray(self.apply(self.variables, jnp.asarray(images, jnp.float32)))
 
   def restore(self, observed: np.ndarray) -> np.ndarray:
-    """The estimate of one observation: the model on the operator's initial estimate of it."""
-    return self(np.asarray(self.operator.initial_estimate(jnp.asarray(observed)))[None])[0]
+    """The estimate of one observation: the model on its model input (e.g. the operator's initial estimate)."""
+    to_model_input = self.to_model_input or self.operator.initial_estimate
+    return self(np.asarray(to_model_input(jnp.asarray(observed)))[None])[0]

@@ -30,8 +30,10 @@ class UNet(nn.Module):
 
   Each level has a ConvBlock; the encoder max-pools 2x2, the decoder
   upsamples with 2x2 stride-2 transposed convs and concatenates the skip of
-  the same level. A final 1x1 conv maps to the input channels and the net's
-  output is added to the input (residual learning: it predicts a correction).
+  the same level. A final 1x1 conv maps to `out_channels` and the net's
+  output is added to the input's first `out_channels` channels (residual
+  learning: it predicts a correction; further input channels, such as an
+  inpainting mask, inform the net but are not part of the image).
   Inputs are reflect-padded to a multiple of 2**depth and cropped back.
 
   Attributes:
@@ -40,6 +42,8 @@ class UNet(nn.Module):
     dtype: compute dtype; params stay float32 and the output is float32.
     bn_axis_name: mesh axis over which BatchNorm statistics are averaged in
       data-parallel training, or None.
+    out_channels: channels of the estimate (`build_model` passes the image
+      channels); None means the input's.
   """
   POOLINGS_PER_DEPTH = 1  # one 2x2 pooling per level: image sides must survive `depth` of them
 
@@ -47,20 +51,22 @@ class UNet(nn.Module):
   features: int = 32
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
+  out_channels: int | None = None
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
     """Reconstructs images.
 
     Args:
-      x: observed images [B, H, W, C] float32, any H and W.
+      x: model inputs [B, H, W, C] float32, any H and W.
       train: True uses batch statistics and updates `batch_stats`.
 
     Returns:
-      Clean-image estimates [B, H, W, C] float32.
+      Clean-image estimates [B, H, W, out_channels] float32.
     """
     common.check_nhwc(x, 'UNet')
     height, width, channels = x.shape[1:]
+    channels = self.out_channels or channels
     block = functools.partial(
         ConvBlock, dtype=self.dtype, bn_axis_name=self.bn_axis_name)
     width_at = lambda level: self.features * 2**level
@@ -77,4 +83,4 @@ class UNet(nn.Module):
       y = block(width_at(level))(y, train=train)
     y = common.conv(channels, (1, 1), dtype=self.dtype)(y)
     correction = common.to_output(common.crop_to(y, height, width))
-    return x.astype(jnp.float32) + correction
+    return x[..., :channels].astype(jnp.float32) + correction

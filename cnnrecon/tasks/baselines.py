@@ -32,7 +32,7 @@ from skimage import restoration
 from cnnrecon.errors import CnnreconError
 
 Denoiser = Callable[[np.ndarray, float], np.ndarray]
-# A task's classical baseline: one observed example (numpy `{'observed', 'model_input', ...}`) -> an estimate.
+# A task's classical baseline: one observed example (numpy `{'observed', 'initial_estimate', ...}`) -> an estimate.
 Baseline = Callable[[dict[str, Any]], np.ndarray]
 
 
@@ -131,7 +131,7 @@ def classical_denoisers() -> dict[str, Denoiser]:
 
 
 def classical_denoisers_at(sigma: float) -> dict[str, Baseline]:
-  """The classical denoisers as a task's baselines: each denoises the model input at noise level `sigma` (0..1)."""
+  """The classical denoisers as a task's baselines: each denoises the observation (the initial estimate) at `sigma` (0..1)."""
   def at_sigma(denoise: Denoiser) -> Baseline:
-    return lambda example: denoise(example['model_input'], sigma)
+    return lambda example: denoise(example['initial_estimate'], sigma)
   return {name: at_sigma(denoise) for name, denoise in classical_denoisers().items()}

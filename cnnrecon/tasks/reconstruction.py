@@ -2,7 +2,9 @@
 
 `ReconstructionTask` implements the whole `Task` interface for any operator of
 `cnnrecon.ops`: the model sees the operator's initial estimate of the
-observation; tables score the model, the initial estimate (the "no model"
+observation (or the observation itself, for models that say so with
+`TAKES = 'observation'`, and tasks whose observation carries more than an
+image, such as an inpainting mask); tables score the model, the initial estimate (the "no model"
 row) and the task's classical baselines with PSNR / SSIM under its
 `MetricConvention`; an export maps observations to estimates. A new
 reconstruction task is a subclass with a `from_options` classmethod (its
@@ -22,7 +24,7 @@ from cnnrecon.data.pipeline import center_crop
 from cnnrecon.errors import CnnreconError
 from cnnrecon.losses import Loss, get_loss
 from cnnrecon.metrics import SSIM_WINDOW
-from cnnrecon.models.registry import build_model, side_multiple
+from cnnrecon.models.registry import build_model, model_takes, side_multiple
 from cnnrecon.models.trained import TrainedModel
 from cnnrecon.ops.base import ForwardOperator, observe_batch
 from cnnrecon.registry import call_with_options
@@ -42,6 +44,8 @@ class ReconstructionTask(Task):
     labels: display names ('noisy' | 'denoised' | 'clean').
     baselines: classical methods scored beside the model, by name.
     convention: how evaluation scores estimates.
+    takes: what the model is given: 'initial_estimate' (an image the size of
+      the clean one) or 'observation' (`cnnrecon.models.registry.model_takes`).
   """
 
   operator: ForwardOperator
@@ -49,6 +53,7 @@ class ReconstructionTask(Task):
   labels: Labels
   baselines: Mapping[str, Baseline] = dataclasses.field(default_factory=dict)
   convention: MetricConvention = MetricConvention()
+  takes: str = 'initial_estimate'
 
   # ------------------------------------------------------------------ from a config
 
@@ -61,12 +66,15 @@ class ReconstructionTask(Task):
   def from_config(cls, config: ml_collections.ConfigDict, *, loss: Loss | None = None) -> 'ReconstructionTask':
     """The task `config.task` describes, trained on the pixel loss `config.train.loss` (or `loss`)."""
     loss = loss if loss is not None else get_loss(config.train.loss)
-    return call_with_options(cls.from_options, task_options(config), section=f'task.{config.task.name}', loss=loss)
+    task = call_with_options(cls.from_options, task_options(config), section=f'task.{config.task.name}', loss=loss)
+    return dataclasses.replace(task, takes=model_takes(config.model))
 
   @classmethod
   def inference_model(cls, config: ml_collections.ConfigDict, variables: dict, step: int) -> TrainedModel:
-    """The trained model; it maps model inputs (initial estimates) to estimates."""
-    return TrainedModel(config=config, variables=variables, step=step, operator=cls.from_config(config).operator)
+    """The trained model; it maps model inputs to estimates, and observations to estimates (`restore`)."""
+    task = cls.from_config(config)
+    return TrainedModel(config=config, variables=variables, step=step, operator=task.operator,
+                        to_model_input=task.observation_to_model_input)
 
   @classmethod
   def restorer(cls, model) -> Callable[[np.ndarray], np.ndarray]:
@@ -84,14 +92,14 @@ class ReconstructionTask(Task):
 
   @classmethod
   def export_signature(cls, model: TrainedModel) -> Signature:
-    """Observations -> estimates: the task's initial estimate, then the model."""
+    """Observations -> estimates: the task's model input (e.g. its initial estimate), then the model."""
     config = model.config
     network = build_model(config.model, channels=config.data.channels, operator=model.operator)
-    initial_estimate = jax.vmap(model.operator.initial_estimate)
+    to_model_input = jax.vmap(cls.from_config(config).observation_to_model_input)
     variables = model.variables
 
     def restore(observed):
-      return network.apply(variables, initial_estimate(observed), train=False)
+      return network.apply(variables, to_model_input(observed), train=False)
 
     multiple = side_multiple(config.model)
     return Signature(function=restore, inputs=(cls.observation_input(config),), multiple=multiple,
@@ -142,21 +150,33 @@ class ReconstructionTask(Task):
     """Observes a batch of clean images [B, H, W, C] in [0, 1], one typed key per example.
 
     Returns:
-      `{'observed', 'model_input', 'target'}`; `model_input` is the
-      operator's initial estimate of every observation.
+      `{'observed', 'initial_estimate', 'model_input', 'target'}`: the
+      operator's initial estimate of every observation (the clean image's
+      shape) and what the model is given (`model_input`).
     """
     del frozen
     observed = observe_batch(self.operator, keys, clean)
-    return {'observed': observed, 'model_input': jax.vmap(self.operator.initial_estimate)(observed),
-            'target': clean}
+    initial_estimate = jax.vmap(self.operator.initial_estimate)(observed)
+    return {'observed': observed, 'initial_estimate': initial_estimate,
+            'model_input': jax.vmap(self.model_input)(observed, initial_estimate), 'target': clean}
+
+  def model_input(self, observed: jax.Array, initial_estimate: jax.Array) -> jax.Array:
+    """What the model is given for one observation: per `takes`, the initial estimate or the observation."""
+    return observed if self.takes == 'observation' else initial_estimate
+
+  def observation_to_model_input(self, observed: jax.Array) -> jax.Array:
+    """One observation -> the model's input (`cnnrecon restore`, exports)."""
+    return self.model_input(observed, self.operator.initial_estimate(observed))
 
   def sample_model_input(self, image_shape: tuple[int, ...]) -> jax.Array:
-    """What the model is initialised on: a zero image of `image_shape` (NHWC)."""
-    return jnp.zeros(image_shape, jnp.float32)
+    """What the model is initialised on: zeros shaped like the model input of clean images of `image_shape`."""
+    keys = jax.random.split(jax.random.key(0), image_shape[0])
+    shape = jax.eval_shape(lambda: self.prepare(keys, jnp.zeros(image_shape, jnp.float32))['model_input'])
+    return jnp.zeros(shape.shape, jnp.float32)
 
   def no_model_estimate(self, example: Example) -> jax.Array:
-    """The estimate without a model: the model input (the operator's initial estimate)."""
-    return example['model_input']
+    """The estimate without a model: the operator's initial estimate."""
+    return example['initial_estimate']
 
   def compute_loss(self, estimate: jax.Array, example: Example, frozen: Any = None) -> jax.Array:
     """The pixel loss of the model's estimate against the clean image."""

@@ -61,7 +61,7 @@ def prepare_image(task, clean: np.ndarray, *, seed: int, index: int) -> dict[str
   """Observes one HWC image with the key `fold_in(key(seed), index)` (reproducible per image).
 
   Returns:
-    `{'observed', 'model_input', 'target'}` for this image (see `ReconstructionTask.prepare`).
+    `{'observed', 'initial_estimate', 'model_input', 'target'}` for this image (see `ReconstructionTask.prepare`).
   """
   key = jax.random.fold_in(jax.random.key(seed), index)
   example = task.prepare(key[None], jnp.asarray(clean[None], jnp.float32))
@@ -82,7 +82,7 @@ def score_images(model: Callable[[np.ndarray], np.ndarray], images: Sequence[tup
 
   Returns:
     `rows` ({method: {image: {psnr, ssim}}}, the initial-estimate row labelled
-    `task.labels.no_model`) and (model input, estimate, clean) triplets for
+    `task.labels.no_model`) and (initial estimate, estimate, clean) triplets for
     image grids (all the clean image's shape).
   """
   baselines = task.baselines if with_baselines else {}
@@ -93,13 +93,13 @@ def score_images(model: Callable[[np.ndarray], np.ndarray], images: Sequence[tup
   for index, (name, clean) in enumerate(images):
     clean = task.evaluation_image(clean)
     example = prepare_image(task, clean, seed=seed, index=index)
-    model_input = example['model_input']
-    estimate = np.clip(model(model_input[None])[0], 0.0, 1.0)
-    rows[no_model][name] = score(clean, model_input, clip_estimate=False)
+    initial_estimate = example['initial_estimate']
+    estimate = np.clip(model(example['model_input'][None])[0], 0.0, 1.0)
+    rows[no_model][name] = score(clean, initial_estimate, clip_estimate=False)
     for method, baseline in baselines.items():
       rows[method][name] = score(clean, baseline(example))
     rows[MODEL][name] = score(clean, estimate)
-    triplets.append((model_input, estimate, clean))
+    triplets.append((initial_estimate, estimate, clean))
   return rows, triplets
 
 
