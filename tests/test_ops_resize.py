@@ -180,7 +180,7 @@ def test_bad_scale_is_one_line(scale):
     BicubicDownsample(scale)
   message = str(error.value)
   assert '\n' not in message
-  assert 'task.super_resolution.scale' in message and 'allowed: 2, 3, 4' in message
+  assert 'task.super_resolve.scale' in message and 'allowed: 2, 3, 4' in message
   assert BicubicDownsample(2.0).scale == 2
 
 

@@ -225,8 +225,8 @@ class BicubicDownsample:
     scale = self.scale
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or scale not in SR_SCALES:
       allowed = ', '.join(map(str, SR_SCALES))
-      raise CnnreconError(f'task.super_resolution.scale={scale!r} is not supported (allowed: {allowed}); '
-                          'set e.g. --config.task.super_resolution.scale=2')
+      raise CnnreconError(f'super-resolution scale {scale!r} is not supported (allowed: {allowed}); '
+                          'set e.g. --scale 2 (or --config.task.super_resolve.scale=2)')
     object.__setattr__(self, 'scale', int(scale))
 
   def apply(self, key: jax.Array, clean: jax.Array) -> jax.Array:

@@ -26,8 +26,10 @@ from cnnrecon.tasks.base import (BestCheckpoint, EvaluationRequest, Input, Label
                                  Signature, Task, task_options)
 from cnnrecon.tasks.denoise import GaussianDenoising, PoissonDenoising
 from cnnrecon.tasks.inpaint import RandomPixelInpainting
+from cnnrecon.tasks.jpeg import JpegDeblocking
 from cnnrecon.tasks.poisson_gaussian import PoissonGaussianDenoising
 from cnnrecon.tasks.reconstruction import ReconstructionTask
+from cnnrecon.tasks.super_resolve import SuperResolution
 
 # Modules that register tasks of the package's own plugin families, by task name.
 PLUGIN_MODULES = {'fast_style': 'cnnrecon.style.tasks', 'adain': 'cnnrecon.style.tasks'}
@@ -85,6 +87,8 @@ register_task('gaussian')(GaussianDenoising)
 register_task('poisson')(PoissonDenoising)
 register_task('poisson_gaussian')(PoissonGaussianDenoising)
 register_task('inpaint')(RandomPixelInpainting)
+register_task('super_resolve')(SuperResolution)
+register_task('jpeg')(JpegDeblocking)
 
 
 def task_class(config: ml_collections.ConfigDict) -> type[Task]:

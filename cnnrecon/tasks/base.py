@@ -70,16 +70,20 @@ class MetricConvention:
     y_channel: score the luma Y (ITU-R BT.601, as MATLAB's rgb2ycbcr) of RGB
       images instead of all channels (the super-resolution convention).
     crop: pixels removed from each side before scoring (SR: the scale factor).
+    quantize: round estimates to 8 bits before scoring, as a saved 8-bit image
+      would be (the JPEG deblocking convention, MATLAB's `im2uint8`).
   """
 
   y_channel: bool = False
   crop: int = 0
+  quantize: bool = False
 
   def describe(self) -> str:
     """The convention in words, for every table."""
     channels = 'Y channel (BT.601) of RGB images' if self.y_channel else 'all channels'
     border = f'{self.crop}-pixel border removed' if self.crop else 'full image'
-    return f'PSNR (data range 1) and SSIM (11x11 Gaussian window, sigma 1.5) on {channels}, {border}'
+    rounded = ', estimates rounded to 8 bits' if self.quantize else ''
+    return f'PSNR (data range 1) and SSIM (11x11 Gaussian window, sigma 1.5) on {channels}, {border}{rounded}'
 
 
 @dataclasses.dataclass(frozen=True)

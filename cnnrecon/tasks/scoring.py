@@ -53,6 +53,8 @@ def image_metrics(clean: np.ndarray, estimate: np.ndarray, *, clip_estimate: boo
   estimate = np.asarray(estimate, np.float32)
   if clip_estimate:
     estimate = np.clip(estimate, 0.0, 1.0)
+    if convention.quantize:
+      estimate = np.round(estimate * 255.0) / np.float32(255.0)
   psnr, ssim = _psnr_ssim(jnp.asarray(clean, jnp.float32), jnp.asarray(estimate), convention)
   return {'psnr': float(psnr), 'ssim': float(ssim)}
 
