@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-style test bench clean
+.PHONY: install demo demo-style test test-reproductions bench clean
 
 install: $(STAMP)
 
@@ -25,8 +25,14 @@ demo-style: install
 # pytest exits 5 when it collected no tests: that is a failure too.
 test: install
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -n 2 --dist worksteal tests; status=$$?; \
+	$(BIN)/pytest -q -n 2 --dist worksteal -m "not reproduction" tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$status
+
+# The published-number tables of the DnCNN authors' blind releases (DnCNN-3, DnCNN-B) on whole test sets:
+# about 8 minutes of CPU, so apart from `make test`; CI runs both. Skips without ../shared/data.
+test-reproductions: install
+	$(BIN)/pytest -q -n 2 --dist worksteal -m reproduction -rs tests; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test-reproductions: no tests were collected" >&2; exit 1; fi; exit $$status
 
 # The PyTorch reference is only needed here; override TORCH to use another build.
 TORCH ?= torch==2.13.0

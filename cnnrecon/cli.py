@@ -3,7 +3,8 @@
   cnnrecon train   --config FILE.py[:ARG] --workdir DIR [--stop-at N] [--from-step N] [--config.a.b=VALUE ...]
   cnnrecon reproduce RUN --workdir NEW   (train RUN's config again; exit 1 unless bit for bit equal)
   cnnrecon report  --workdir DIR   (rewrite a finished run's report.md, tables, grid and plots)
-  cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--sigma S] [--seed N | --seeds 0,1,2] [--out DIR] [--overwrite]
+  cnnrecon eval    --workdir DIR [--data DIR_OR_SPEC] [--task NAME] [--sigma S | --scale S | --quality Q | --kernel K
+                   | --views N --angle-range DEG] [--seed N | --seeds 0,1,2] [--out DIR] [--overwrite]
   cnnrecon denoise IMAGE... --workdir DIR | --exported DIR --out DIR [--overwrite]   (alias: restore)
   cnnrecon export  --workdir DIR --out DIR [--format stablehlo|params|savedmodel] [--step best|latest|N]
                    [--image-size HxW] [--overwrite]
@@ -75,6 +76,14 @@ def _build_parser() -> argparse.ArgumentParser:
                         '(default: the config\'s data.eval)')
   eval_parser.add_argument('--sigma', type=float, default=None, help='noise level on the 0-255 scale '
                         '(default: the training sigma; tasks with a sigma only)')
+  eval_parser.add_argument('--task', default=None, help='evaluate on this task instead of the trained one, e.g. '
+                           'super_resolve, jpeg, deblur, ct, gaussian (its options: the flags below or its defaults)')
+  eval_parser.add_argument('--scale', type=int, default=None, help='super_resolve: the scale, 2, 3 or 4')
+  eval_parser.add_argument('--quality', type=int, default=None, help='jpeg: the JPEG quality, 1..100')
+  eval_parser.add_argument('--kernel', default=None, help='deblur: gaussian, motion or a .npy/.png kernel file')
+  eval_parser.add_argument('--views', type=int, default=None, help='ct: the number of projections')
+  eval_parser.add_argument('--angle-range', type=float, default=None, help='ct: the scanned arc in degrees, '
+                           '(0, 180]')
   seeds = eval_parser.add_mutually_exclusive_group()
   seeds.add_argument('--seed', type=int, default=None, help='noise (observation) seed (default 0)')
   seeds.add_argument('--seeds', default=None, help='several noise seeds, e.g. 0,1,2: mean ± std')
@@ -240,7 +249,9 @@ def _eval(args, extra):
   from cnnrecon.evaluation import evaluate_workdir
   _no_extra(extra)
   evaluate_workdir(args.workdir, data=args.data, sigma=args.sigma, seeds=_parse_seeds(args),
-                   out=args.out, with_baselines=not args.no_baselines, overwrite=args.overwrite)
+                   out=args.out, with_baselines=not args.no_baselines, overwrite=args.overwrite, task=args.task,
+                   scale=args.scale, quality=args.quality, kernel=args.kernel, views=args.views,
+                   angle_range=args.angle_range)
 
 
 def _report(args, extra):

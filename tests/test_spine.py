@@ -204,7 +204,7 @@ def test_renamed_keys_in_an_experiment_file_move_with_a_notice(tmp_path, capsys)
 
 
 def test_eval_sigma_applies_only_to_tasks_with_a_sigma():
-  from cnnrecon.evaluation.workdir import config_at_sigma
+  from cnnrecon.evaluation.task_options import config_at_sigma
   config = config_lib.load_config(str(REPO / 'experiments' / 'inpaint_unet.py:smoke'))
   with pytest.raises(CnnreconError, match="--sigma does not apply to task 'inpaint'"):
     config_at_sigma(config, 25)

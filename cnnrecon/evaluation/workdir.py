@@ -1,6 +1,5 @@
 """The work behind `cnnrecon eval` and `cnnrecon restore`: score or apply a trained model, through its task."""
 
-import math
 import pathlib
 import sys
 from typing import Sequence
@@ -11,16 +10,24 @@ import numpy as np
 from cnnrecon import safety
 from cnnrecon.data.images import holds_color, to_channels
 from cnnrecon.data.sources import load_source
-from cnnrecon.errors import CnnreconError
 from cnnrecon.evaluation.report import write_results_files
+from cnnrecon.evaluation.task_options import evaluation_config
 from cnnrecon.inference import ExportedModel, load, load_trained, task_name
-from cnnrecon.tasks import TASKS, EvaluationRequest, task_class, task_options
+from cnnrecon.tasks import TASKS, EvaluationRequest, task_class
 
 RESULT_FILES = ('results.md', 'results.csv', 'summary.json')
 
 
 def source_images(source: Sequence, channels: int, *, gray: str = 'luminance') -> list[tuple[str, np.ndarray]]:
-  """(name, float HWC image in [0, 1]) for every example of a data source (`gray`: `data.gray`)."""
+  """(name, float HWC image in [0, 1]) for every example of a data source (`gray`: `data.gray`).
+
+  'bt601_y' takes the luma of the float image, not rounded to 8 bits: the SR
+  literature scores the Y of `rgb2ycbcr(im2double(x))` (tasks that need 8 bits,
+  such as JPEG, round their own targets).
+  """
+  if gray == 'bt601_y':
+    return [(str(source[i]['name']), to_channels(source[i]['image'] / np.float32(255.0), channels, gray=gray))
+            for i in range(len(source))]
   return [(str(source[i]['name']), to_channels(source[i]['image'], channels, gray=gray).astype(np.float32) / 255.0)
           for i in range(len(source))]
 
@@ -30,27 +37,9 @@ def images_as_trained(source: Sequence, config: ml_collections.ConfigDict) -> li
   return source_images(source, config.data.channels, gray=config.data.get('gray', 'luminance'))
 
 
-def config_at_sigma(config: ml_collections.ConfigDict, sigma: float | None) -> ml_collections.ConfigDict | None:
-  """A copy of `config` whose task has noise level `sigma` (0-255 scale), or None when `sigma` is None.
-
-  Raises:
-    CnnreconError: the task has no `sigma` option, or `sigma` is not a noise level.
-  """
-  if sigma is None:
-    return None
-  if 'sigma' not in task_options(config):
-    raise CnnreconError(f'--sigma does not apply to task {config.task.name!r} (it has no noise sigma): '
-                        'leave --sigma out')
-  if not math.isfinite(sigma) or sigma < 0:
-    raise CnnreconError(f'--sigma {sigma} must be a finite noise level >= 0 on the 0-255 scale, e.g. --sigma 25')
-  changed = config.copy_and_resolve_references()
-  changed.task[config.task.name].sigma = float(sigma)
-  return changed
-
-
 def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | None = None,
                      seeds: Sequence[int] = (0,), out: str | None = None, with_baselines: bool = True,
-                     overwrite: bool = False) -> dict:
+                     overwrite: bool = False, task: str | None = None, **options) -> dict:
   """Scores a trained model on a data set as its task does; prints and writes the tables.
 
   Reconstruction tasks score the model, its input and their classical
@@ -61,6 +50,11 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
     data: image folder or data spec (default: the config's `data.eval`).
     sigma: noise level on the 0-255 scale (default: the training sigma;
       only for tasks with a `sigma`).
+    task: evaluate on this task instead of the trained one (reconstruction
+      tasks; e.g. 'super_resolve' for a blind model).
+    **options: the evaluated task's options (e.g. `scale=3`,
+      `quality=20`, `views=45`); left out, the trained values (same task) or
+      the task's defaults.
     seeds: observation seeds; with several, per-image values are averaged
       over seeds and the mean ± std of the per-seed averages is reported too.
     out: output folder (default: a new `<workdir>/eval-N`, so the training
@@ -74,11 +68,11 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
   model = load_trained(workdir)
   config = model.config
   request = EvaluationRequest(data=data or config.data.eval, seeds=tuple(seeds), with_baselines=with_baselines,
-                              config=config_at_sigma(config, sigma))
+                              config=evaluation_config(config, task=task, sigma=sigma, **options))
   if out is not None:
     safety.check_results_dir(pathlib.Path(out), RESULT_FILES, overwrite=overwrite)
   images = images_as_trained(load_source(request.data, data_dir=config.data.data_dir or None), config)
-  results = task_class(config).evaluate(model, images, request)
+  results = task_class(request.config or config).evaluate(model, images, request)
   out_dir = pathlib.Path(out) if out else safety.new_results_dir(pathlib.Path(workdir), 'eval')
   paths = write_results_files(out_dir, results.files)
   print(results.terminal)

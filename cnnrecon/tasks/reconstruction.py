@@ -77,6 +77,20 @@ class ReconstructionTask(Task):
                         to_model_input=task.observation_to_model_input)
 
   @classmethod
+  def check_evaluation(cls, trained: ml_collections.ConfigDict, evaluated: ml_collections.ConfigDict) -> None:
+    """Refuses evaluating a model trained on `trained` under `evaluated` when it cannot run there.
+
+    A model that takes the observation itself (`takes == 'observation'`, e.g. EDSR's low-resolution
+    input) runs only on its own task's observations.
+
+    Raises:
+      CnnreconError: one line naming what differs and what to do.
+    """
+    if evaluated.task.name != trained.task.name and model_takes(trained.model) == 'observation':
+      raise CnnreconError(f'{trained.model.name} takes the {trained.task.name} observation itself, so it cannot be '
+                          f'evaluated on task {evaluated.task.name!r}: leave --task out')
+
+  @classmethod
   def restorer(cls, model) -> Callable[[np.ndarray], np.ndarray]:
     """`estimate(observation)`: the model on the initial estimate of one observation (`model.restore`).
 
@@ -112,7 +126,7 @@ class ReconstructionTask(Task):
     """PSNR / SSIM of the model, the initial estimate and the baselines, per image, averaged over seeds."""
     config = request.config or model.config
     task = cls.from_config(config)
-    task.check_scorable(images, request.data)
+    task.check_scorable(images, request.data, min_side=side_multiple(config.model))
     rows_per_seed = [scoring.score_images(model, images, task=task, seed=seed,
                                           with_baselines=request.with_baselines)[0] for seed in request.seeds]
     rows = scoring.mean_over_seeds(rows_per_seed)
@@ -209,8 +223,9 @@ class ReconstructionTask(Task):
             f'the {self.labels.observed} input is not clipped; estimates are clipped to [0, 1]; '
             f'{self.convention.describe()}.')
 
-  def check_scorable(self, images: Sequence[Image], spec: str) -> None:
-    """SSIM's 11x11 window needs images of at least 11x11 after the border crop."""
+  def check_scorable(self, images: Sequence[Image], spec: str, *, min_side: int = 1) -> None:
+    """SSIM's 11x11 window needs images of at least 11x11 after the border crop (`min_side`: the model's)."""
+    del min_side  # fully convolutional models pad their input to their multiple
     smallest = min(images, key=lambda item: min(item[1].shape[:2]))
     side = min(smallest[1].shape[:2]) - 2 * self.convention.crop
     if side < SSIM_WINDOW:

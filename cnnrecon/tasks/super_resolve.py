@@ -1,14 +1,15 @@
 """Single-image super-resolution: recover an image from its MATLAB-bicubic downsampling by 2, 3 or 4."""
 
 import dataclasses
+from typing import Sequence
 
 import ml_collections
 import numpy as np
 
 from cnnrecon.errors import CnnreconError
 from cnnrecon.losses import Loss
-from cnnrecon.ops.resize import SR_SCALES, BicubicDownsample, modcrop
-from cnnrecon.tasks.base import Labels, MetricConvention, task_options
+from cnnrecon.ops.resize import BicubicDownsample, modcrop
+from cnnrecon.tasks.base import Image, Labels, MetricConvention, task_options
 from cnnrecon.tasks.reconstruction import ReconstructionTask
 
 SR_LABELS = Labels(observed='low-resolution', estimate='super-resolved', initial_estimate='bicubic')
@@ -50,6 +51,27 @@ class SuperResolution(ReconstructionTask):
         raise CnnreconError(f'data.{key}={side} is not a multiple of the super-resolution scale {scale}: '
                             f'set --config.data.{key}={fixed}')
 
+  @classmethod
+  def check_evaluation(cls, trained: ml_collections.ConfigDict, evaluated: ml_collections.ConfigDict) -> None:
+    """A model trained at one scale is evaluated at that scale only (a blind model's task says which it saw)."""
+    super().check_evaluation(trained, evaluated)
+    scale = task_options(trained).get('scale', 2)
+    if evaluated.task.name == cls.name and task_options(evaluated).get('scale', 2) != scale:
+      raise CnnreconError(f'this model was trained for x{scale} super-resolution only, not '
+                          f'x{task_options(evaluated)["scale"]}: evaluate it with --scale {scale}, or train '
+                          'one for that scale (or a blind one: experiments/dncnn3_blind.py)')
+
+  def check_scorable(self, images: Sequence[Image], spec: str, *, min_side: int = 1) -> None:
+    """Each image must hold at least `min_side` low-resolution pixels per side (and SSIM's window after the crop)."""
+    scale = self.operator.scale
+    smallest = min(images, key=lambda item: min(item[1].shape[:2]))
+    needed = scale * max(2, min_side)  # bicubic upsampling needs 2 low-resolution pixels
+    if min(smallest[1].shape[:2]) < needed:
+      raise CnnreconError(f'{spec}: image {smallest[0]} is {smallest[1].shape[0]}x{smallest[1].shape[1]} px, smaller '
+                          f'than {needed} px ({scale} x the model\'s minimum side {max(2, min_side)}): evaluate '
+                          'on larger images')
+    super().check_scorable(images, spec)
+
   def evaluation_image(self, clean: np.ndarray) -> np.ndarray:
     """The image cropped to a multiple of the scale (bottom and right), MATLAB's `modcrop`."""
     return modcrop(clean, self.operator.scale)
@@ -61,9 +83,3 @@ class SuperResolution(ReconstructionTask):
             f'imresize(x, 1/{scale}) (antialiased), and the bicubic row upsamples it back with the same routine; '
             f'estimates are clipped to [0, 1]; {self.convention.describe()}.')
 
-
-def trained_scales(config: ml_collections.ConfigDict) -> tuple[int, ...]:
-  """The scales a super-resolution run was trained on (all of `SR_SCALES` for tasks that do not fix one)."""
-  if config.task.name == 'super_resolve':
-    return (int(task_options(config).get('scale', 2)),)
-  return SR_SCALES

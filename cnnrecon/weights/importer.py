@@ -89,22 +89,43 @@ def sigma_from_name(path: str | pathlib.Path) -> float | None:
   return float(match.group(1)) if match else None
 
 
-def import_config(weights: ImportedWeights, *, sigma: float) -> ml_collections.ConfigDict:
+# The authors' blind releases, recognised by file name, and the mixture of tasks each was trained on
+# (`cnnrecon.tasks.mixture`): DnCNN-B on AWGN of sigma in [0, 55]; DnCNN-3 on that, bicubic x2/x3/x4
+# super-resolution and JPEG at quality 5..99, on the luma Y of RGB images.
+BLIND_RELEASES = {'dncnn3': {'tasks': ('gaussian', 'super_resolve', 'jpeg')},
+                  'blind': {'tasks': ('gaussian',)}}
+
+
+def blind_release(path: str | pathlib.Path) -> dict | None:
+  """The mixture options of a blind release named by `path` ('..._dncnn3.mat', '..._blind_gray.mat'), or None."""
+  name = pathlib.Path(path).name.lower()
+  return next((dict(options) for key, options in BLIND_RELEASES.items() if key in name), None)
+
+
+def import_config(weights: ImportedWeights, *, sigma: float | None = None,
+                  mixture: dict | None = None) -> ml_collections.ConfigDict:
   """The experiment config describing imported weights (defaults elsewhere).
 
   Args:
     weights: from `load_dncnn_weights`.
     sigma: the AWGN level (0-255 scale) the weights were trained for.
+    mixture: for blind weights instead, the `task.mixture` options they were
+      trained on (`BLIND_RELEASES`).
 
   Returns:
-    `config.base_config()` with the model, channels and noise level set.
+    `config.base_config()` with the model, channels and task set.
   """
   config = config_lib.base_config()
   config.model.update(name='dncnn', depth=weights.depth, features=weights.features, dtype='float32')
   config.model.dncnn.update(bn_epsilon=float(weights.bn_epsilon), space_to_depth=1)
   config.data.channels = weights.channels
-  config.task.name = 'gaussian'
-  config.task.gaussian.sigma = float(sigma)
+  if mixture is not None:
+    config.task.name = 'mixture'
+    config.task.mixture = ml_collections.ConfigDict({key: list(value) for key, value in mixture.items()})
+    config.data.gray = 'bt601_y'  # the authors score colour images on the Y of rgb2ycbcr
+  else:
+    config.task.name = 'gaussian'
+    config.task.gaussian.sigma = float(DEFAULT_SIGMA if sigma is None else sigma)
   return config_lib.upgrade_config(config)
 
 
@@ -154,7 +175,9 @@ def import_to_workdir(fmt: str, path: str | pathlib.Path, workdir: str | pathlib
     workdir: the experiment directory to create or add to.
     model: the model to import into; only 'dncnn' has importers.
     sigma: the noise level (0-255) the weights were trained for; None reads it
-      from the file name ('sigma25'), else 25.
+      from the file name ('sigma25'); a blind release ('dncnn3', 'blind' in the
+      name, `BLIND_RELEASES`) records the mixture of tasks it was trained on;
+      else 25.
     force: add a checkpoint (at the next step) to a workdir that already holds
       imported ones; a workdir with trained checkpoints is always refused.
 
@@ -170,13 +193,14 @@ def import_to_workdir(fmt: str, path: str | pathlib.Path, workdir: str | pathlib
   check_workdir_usable(workdir)
   weights = load_dncnn_weights(fmt, path, depth=None, features=None)
   _check_finite_weights(weights, path)
-  if sigma is None:
+  mixture = blind_release(path) if sigma is None else None
+  if sigma is None and mixture is None:
     sigma = sigma_from_name(path)
-  if sigma is None:
+  if sigma is None and mixture is None:
     sigma = DEFAULT_SIGMA
     logging.warning('%s names no noise level; recording task.gaussian.sigma=%s (pass sigma to change it)',
                     path, DEFAULT_SIGMA)
-  config = import_config(weights, sigma=sigma)
+  config = import_config(weights, sigma=sigma, mixture=mixture)
   with WorkdirLock(workdir):
     step, existing = _import_step(workdir, force)
     state = _imported_state(config, weights, step)
