@@ -6,6 +6,7 @@ from cnnrecon.ops.blur import (Blur, blur_adjoint, gaussian_kernel, kernel_from_
                                richardson_lucy_baseline, wiener_baseline)
 from cnnrecon.ops.jpeg import JpegCompression, jpeg_compress
 from cnnrecon.ops.masks import RandomPixelMask
+from cnnrecon.ops.mixture import DegradationMixture
 from cnnrecon.ops.noise import GaussianNoise, PoissonGaussianNoise, PoissonNoise
 from cnnrecon.ops.phantoms import random_ellipses, shepp_logan
 from cnnrecon.ops.radon import ParallelBeamCT, backproject, fbp
@@ -15,4 +16,4 @@ __all__ = ['ForwardOperator', 'observe_batch', 'GaussianNoise', 'PoissonNoise', 
            'RandomPixelMask', 'BicubicDownsample', 'imresize', 'imresize_adjoint', 'modcrop', 'Blur',
            'blur_adjoint', 'gaussian_kernel', 'motion_kernel', 'kernel_from_file', 'wiener_baseline',
            'richardson_lucy_baseline', 'JpegCompression', 'jpeg_compress', 'ParallelBeamCT', 'backproject',
-           'fbp', 'shepp_logan', 'random_ellipses']
+           'fbp', 'shepp_logan', 'random_ellipses', 'DegradationMixture']

@@ -100,6 +100,46 @@ def _jpeg_jvp(quality, primals, tangents):
                       'outside jax.grad (it does not depend on the parameters)')
 
 
+def _jpeg_host_per_quality(images: np.ndarray, qualities: np.ndarray) -> np.ndarray:
+  """`jpeg_compress` of every HWC image of `images` at its own quality (broadcast against the batch axes)."""
+  images, qualities = np.asarray(images), np.asarray(qualities)
+  # vmap's 'expand_dims' gives unbatched arguments size-1 batch axes: broadcast both to the batch shape.
+  batch = np.broadcast_shapes(images.shape[:-3], qualities.shape)
+  flat = np.broadcast_to(images, batch + images.shape[-3:]).reshape((-1,) + images.shape[-3:])
+  flat_qualities = np.broadcast_to(qualities, batch).reshape(-1)
+  out = np.stack([jpeg_compress(image, int(q)) for image, q in zip(flat, flat_qualities)])
+  return out.reshape(batch + images.shape[-3:]).astype(np.float32)
+
+
+@jax.custom_jvp
+def jpeg_compress_traced(image: jax.Array, quality: jax.Array) -> jax.Array:
+  """The JPEG round trip of one HWC image at a quality that may be traced (e.g. drawn per example).
+
+  `JpegCompression` fixes its quality when it is traced; this variant takes it as
+  an integer array, so under `vmap` every example can have its own. Like
+  `JpegCompression.apply` it runs on the host through `jax.pure_callback`.
+
+  Args:
+    image: [H, W, C] image (C = 1 or 3), float in [0, 1] (clipped and rounded to 8 bits first).
+    quality: integer scalar array in 1..100 (the caller checks the range: a value outside it fails
+      inside the callback).
+
+  Returns:
+    The decoded image, float32, the shape of `image`.
+  """
+  image = image.astype(jnp.float32)
+  return jax.pure_callback(_jpeg_host_per_quality, jax.ShapeDtypeStruct(image.shape, jnp.float32),
+                           image, jnp.asarray(quality, jnp.int32), vmap_method='expand_dims')
+
+
+@jpeg_compress_traced.defjvp
+def _jpeg_traced_jvp(primals, tangents):
+  """The same refusal as `JpegCompression`'s."""
+  del primals, tangents
+  raise CnnreconError('JPEG compression is not differentiable: compute the observation outside jax.grad '
+                      '(it does not depend on the parameters)')
+
+
 @dataclasses.dataclass(frozen=True)
 class JpegCompression(IdentityEstimate):
   """JPEG at `quality` (1..100); the observation is the decoded image (see the module note)."""

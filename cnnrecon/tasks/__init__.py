@@ -27,6 +27,7 @@ from cnnrecon.tasks.base import (BestCheckpoint, EvaluationRequest, Input, Label
 from cnnrecon.tasks.denoise import GaussianDenoising, PoissonDenoising
 from cnnrecon.tasks.inpaint import RandomPixelInpainting
 from cnnrecon.tasks.jpeg import JpegDeblocking
+from cnnrecon.tasks.mixture import MixtureRestoration
 from cnnrecon.tasks.poisson_gaussian import PoissonGaussianDenoising
 from cnnrecon.tasks.reconstruction import ReconstructionTask
 from cnnrecon.tasks.super_resolve import SuperResolution
@@ -89,6 +90,7 @@ register_task('poisson_gaussian')(PoissonGaussianDenoising)
 register_task('inpaint')(RandomPixelInpainting)
 register_task('super_resolve')(SuperResolution)
 register_task('jpeg')(JpegDeblocking)
+register_task('mixture')(MixtureRestoration)
 
 
 def task_class(config: ml_collections.ConfigDict) -> type[Task]:
