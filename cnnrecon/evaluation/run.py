@@ -104,7 +104,7 @@ def write_final_report(config: ml_collections.ConfigDict, workdir: pathlib.Path,
   cls = task_class(config)
   model = cls.inference_model(config, {'params': host_state.params, 'batch_stats': host_state.batch_stats},
                               int(host_state.step))
-  results = cls.final_report(model, images_as_trained(eval_source, config))
+  results = cls.final_report(model, images_as_trained(eval_source, config, config.data.eval))
   report.write_results_files(workdir / 'eval', results.files)
   grid_png = (report.save_png(workdir / 'grid.png', image_grid(results.grid_columns, titles=results.grid_titles))
               if results.grid_columns else None)

@@ -8,8 +8,8 @@ import ml_collections
 import numpy as np
 
 from cnnrecon import safety
-from cnnrecon.data.images import holds_color, to_channels
-from cnnrecon.data.sources import load_source
+from cnnrecon.data.images import holds_color, list_images, to_channels
+from cnnrecon.data.sources import load_source, parse_spec
 from cnnrecon.evaluation.report import write_results_files
 from cnnrecon.evaluation.task_options import evaluation_config
 from cnnrecon.inference import ExportedModel, load, load_trained, task_name
@@ -18,23 +18,43 @@ from cnnrecon.tasks import TASKS, EvaluationRequest, task_class
 RESULT_FILES = ('results.md', 'results.csv', 'summary.json')
 
 
-def source_images(source: Sequence, channels: int, *, gray: str = 'luminance') -> list[tuple[str, np.ndarray]]:
+def source_images(source: Sequence, channels: int, *, gray: str = 'luminance',
+                  gray_files: frozenset[str] = frozenset()) -> list[tuple[str, np.ndarray]]:
   """(name, float HWC image in [0, 1]) for every example of a data source (`gray`: `data.gray`).
 
-  'bt601_y' takes the luma of the float image, not rounded to 8 bits: the SR
-  literature scores the Y of `rgb2ycbcr(im2double(x))` (tasks that need 8 bits,
-  such as JPEG, round their own targets).
+  Colour images become gray at 8 bits (the luma rounded to an integer, as MATLAB's `rgb2ycbcr` of a
+  uint8 image does). Sources hold every image as RGB; the images named in `gray_files` were gray
+  files and come back with one channel, whatever `channels` is, instead of going through `rgb2ycbcr`:
+  its Y would squeeze them into 16..235 of 255, where MATLAB's SR scripts keep a gray file as it is
+  (Set14's bridge.bmp scores 1.3 dB too high at x3 that way).
   """
-  if gray == 'bt601_y':
-    return [(str(source[i]['name']), to_channels(source[i]['image'] / np.float32(255.0), channels, gray=gray))
-            for i in range(len(source))]
-  return [(str(source[i]['name']), to_channels(source[i]['image'], channels, gray=gray).astype(np.float32) / 255.0)
+  def gray_file(i: int) -> bool:
+    return str(source[i]['name']) in gray_files
+
+  return [(str(source[i]['name']),
+           (source[i]['image'][..., :1] if gray_file(i) else to_channels(source[i]['image'], channels, gray=gray))
+           .astype(np.float32) / 255.0)
           for i in range(len(source))]
 
 
-def images_as_trained(source: Sequence, config: ml_collections.ConfigDict) -> list[tuple[str, np.ndarray]]:
-  """`source_images` with a run's channels and gray conversion (configs saved before `data.gray`: luminance)."""
-  return source_images(source, config.data.channels, gray=config.data.get('gray', 'luminance'))
+def gray_files_of(spec: str) -> frozenset[str]:
+  """The names of the gray (one-channel) files of a folder spec, read from their headers; empty otherwise."""
+  parsed = parse_spec(spec)
+  if parsed.kind != 'folder':
+    return frozenset()
+  return frozenset(path.name for path in list_images(parsed.target) if not holds_color(path))
+
+
+def images_as_trained(source: Sequence, config: ml_collections.ConfigDict,
+                      spec: str | None = None) -> list[tuple[str, np.ndarray]]:
+  """`source_images` with the channels the run's task evaluates on and its gray conversion.
+
+  Configs saved before `data.gray` convert with luminance. With 'bt601_y', `spec` (the source's
+  spec) tells which files of a folder were gray (see `source_images`).
+  """
+  gray = config.data.get('gray', 'luminance')
+  return source_images(source, task_class(config).evaluation_channels(config), gray=gray,
+                       gray_files=gray_files_of(spec) if spec and gray == 'bt601_y' else frozenset())
 
 
 def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | None = None,
@@ -71,7 +91,8 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
                               config=evaluation_config(config, task=task, sigma=sigma, **options))
   if out is not None:
     safety.check_results_dir(pathlib.Path(out), RESULT_FILES, overwrite=overwrite)
-  images = images_as_trained(load_source(request.data, data_dir=config.data.data_dir or None), config)
+  images = images_as_trained(load_source(request.data, data_dir=config.data.data_dir or None),
+                             request.config or config, request.data)
   results = task_class(request.config or config).evaluate(model, images, request)
   out_dir = pathlib.Path(out) if out else safety.new_results_dir(pathlib.Path(workdir), 'eval')
   paths = write_results_files(out_dir, results.files)

@@ -216,10 +216,14 @@ class BicubicDownsample:
 
   Clean images must have sides that are multiples of `scale` (crop them with
   `modcrop`, as the SR literature does, or choose patch sizes that are), so that
-  bicubic upsampling of the observation returns exactly the clean size.
+  bicubic upsampling of the observation returns exactly the clean size. With
+  `quantize`, the observation is rounded to 8 bits after each axis, as MATLAB's
+  `imresize` returns an 8-bit image's downsampling (what the SR test scripts
+  feed their models).
   """
 
   scale: int
+  quantize: bool = False
 
   def __post_init__(self):
     scale = self.scale
@@ -241,7 +245,7 @@ class BicubicDownsample:
                           f'{self.scale}: crop it with cnnrecon.ops.resize.modcrop (the SR convention) or '
                           f'use a patch size that is a multiple of {self.scale}')
     shape = (height // self.scale, width // self.scale)
-    return imresize(clean, 1 / self.scale, output_shape=shape)
+    return imresize(clean, 1 / self.scale, output_shape=shape, quantize_uint8=self.quantize)
 
   def initial_estimate(self, observed: jax.Array) -> jax.Array:
     """Bicubic upsampling by `scale`, back to the clean image's size."""

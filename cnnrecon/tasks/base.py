@@ -263,6 +263,14 @@ class Task(abc.ABC):
     """
 
   @classmethod
+  def evaluation_channels(cls, config: ml_collections.ConfigDict) -> int:
+    """The channels evaluation images are loaded with: the model's (`data.channels`) by default.
+
+    A task may ask for more, e.g. RGB images for a gray model that restores their luma.
+    """
+    return config.data.channels
+
+  @classmethod
   def read_observation(cls, path: str, channels: int) -> np.ndarray:
     """An observation file as the restorer takes it (an image file by default)."""
     return read_image(path, channels=channels)

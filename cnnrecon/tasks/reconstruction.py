@@ -213,6 +213,10 @@ class ReconstructionTask(Task):
 
   # ------------------------------------------------------------------ evaluation helpers
 
+  def scored_initial_estimate(self, initial_estimate: np.ndarray) -> np.ndarray:
+    """The initial estimate as its table row scores it: as is (an observation's noise is not clipped)."""
+    return initial_estimate
+
   def evaluation_image(self, clean: np.ndarray) -> np.ndarray:
     """The clean image as scored: the whole image by default (SR crops it to a multiple of its scale)."""
     return clean

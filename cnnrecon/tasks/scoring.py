@@ -72,7 +72,7 @@ def prepare_image(task, clean: np.ndarray, *, seed: int, index: int) -> dict[str
 
 def score_images(model: Callable[[np.ndarray], np.ndarray], images: Sequence[tuple[str, np.ndarray]], *, task,
                  seed: int, with_baselines: bool = True) -> tuple[Rows, list[tuple[np.ndarray, ...]]]:
-  """Observes, reconstructs and scores every image against the clean one.
+  """Observes, reconstructs and scores every image against its target (the clean image, as the task sees it).
 
   Args:
     model: maps a batch of model inputs to estimates (a `TrainedModel`).
@@ -84,20 +84,20 @@ def score_images(model: Callable[[np.ndarray], np.ndarray], images: Sequence[tup
 
   Returns:
     `rows` ({method: {image: {psnr, ssim}}}, the initial-estimate row labelled
-    `task.labels.no_model`) and (initial estimate, estimate, clean) triplets for
-    image grids (all the clean image's shape).
+    `task.labels.no_model`) and (initial estimate, estimate, target) triplets for
+    image grids (all the target's shape).
   """
   baselines = task.baselines if with_baselines else {}
   no_model = task.labels.no_model
   rows = {no_model: {}, **{name: {} for name in baselines}, MODEL: {}}
   score = functools.partial(image_metrics, convention=task.convention)
   triplets = []
-  for index, (name, clean) in enumerate(images):
-    clean = task.evaluation_image(clean)
-    example = prepare_image(task, clean, seed=seed, index=index)
+  for index, (name, image) in enumerate(images):
+    example = prepare_image(task, task.evaluation_image(image), seed=seed, index=index)
+    clean = example['target']  # what the task scores against (e.g. the luma of an RGB image)
     initial_estimate = example['initial_estimate']
     estimate = np.clip(model(example['model_input'][None])[0], 0.0, 1.0)
-    rows[no_model][name] = score(clean, initial_estimate, clip_estimate=False)
+    rows[no_model][name] = score(clean, task.scored_initial_estimate(initial_estimate), clip_estimate=False)
     for method, baseline in baselines.items():
       rows[method][name] = score(clean, baseline(example))
     rows[MODEL][name] = score(clean, estimate)
