@@ -15,7 +15,9 @@ import ml_collections
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.adain import AdaINDecoder
 from cnnrecon.models.dncnn import DnCNN
+from cnnrecon.models.edsr import EDSR
 from cnnrecon.models.seed_stack import ConvPoolAutoencoder
+from cnnrecon.models.srcnn import SRCNN
 from cnnrecon.models.transform_net import TransformNet
 from cnnrecon.models.unet import UNet
 from cnnrecon.registry import Registry
@@ -26,6 +28,8 @@ MODELS.register('dncnn')(DnCNN)
 MODELS.register('unet')(UNet)
 MODELS.register('transform_net')(TransformNet)
 MODELS.register('adain_decoder')(AdaINDecoder)
+MODELS.register('srcnn')(SRCNN)
+MODELS.register('edsr')(EDSR)
 
 DTYPES: Registry = Registry('model.dtype')
 DTYPES.register('float32')(jnp.float32)
