@@ -129,6 +129,17 @@ def smoke_config(experiment: str = 'denoise_dncnn', **overrides):
                      [f"{key.replace('__', '.')}={value}" for key, value in overrides.items()])
 
 
+def trained_smoke_run(tmp_path_factory, experiment: str, variant: str = 'smoke') -> pathlib.Path:
+  """The finished run of `experiments/<experiment>.py:<variant>`, trained once per pytest run for every test
+  that reads it (tests/test_spine.py checks every experiment's; a task's own tests read the same run)."""
+  from cnnrecon.config import load_config
+  from cnnrecon.evaluation import train_and_evaluate
+  config = load_config(str(REPO / 'experiments' / f'{experiment}.py') + f':{variant}')
+  name = f'{experiment}_{variant}_run'
+  return built_once(tmp_path_factory, name,
+                    lambda folder: train_and_evaluate(config, folder / 'run', progress=False)) / 'run'
+
+
 def fails_with_one_line(capsys, argv, *fragments, status: int = 2) -> str:
   """Runs the CLI in-process; asserts the exit status and one stderr line containing `fragments`."""
   from cnnrecon import cli

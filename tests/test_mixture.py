@@ -16,7 +16,7 @@ from cnnrecon.ops.noise import add_gaussian_noise
 from cnnrecon.ops.resize import imresize
 from cnnrecon.tasks import EvaluationRequest, TASKS, build_task, task_class
 from cnnrecon.tasks.mixture import MixtureRestoration, trained_levels
-from conftest import REPO, built_once, fails_with_one_line, smoke_config
+from conftest import REPO, fails_with_one_line, trained_smoke_run
 
 SIDE = 12  # the lcm of the scales 2, 3, 4
 
@@ -178,9 +178,7 @@ def _mixture_config(**options):
 @pytest.fixture(scope='module')
 def smoke_run(tmp_path_factory):
   """`dncnn3_blind.py:smoke`, trained once per pytest run."""
-  from cnnrecon.evaluation import train_and_evaluate
-  return built_once(tmp_path_factory, 'dncnn3_smoke_run', lambda folder: train_and_evaluate(
-      smoke_config('dncnn3_blind'), folder / 'run', progress=False)) / 'run'
+  return trained_smoke_run(tmp_path_factory, 'dncnn3_blind')  # the run tests/test_spine.py checks too
 
 
 def test_smoke_trains_reports_and_evaluates_per_task(smoke_run):

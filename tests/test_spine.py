@@ -14,14 +14,14 @@ import pytest
 from cnnrecon import cli
 from cnnrecon import config as config_lib
 from cnnrecon.errors import CnnreconError
-from cnnrecon.evaluation import load_trained, train_and_evaluate
+from cnnrecon.evaluation import load_trained
 from cnnrecon.losses import mse
 from cnnrecon.registry import Registry
 from cnnrecon.tasks import build_task
 from cnnrecon.train import checkpoint
 from cnnrecon.train.state import create_train_state
 from cnnrecon.train.step import train_step
-from conftest import REPO, read_metrics
+from conftest import REPO, read_metrics, trained_smoke_run
 
 OLD_WORKDIR = pathlib.Path(__file__).parent / 'data' / 'workdir_before_issue7'
 # Every experiment file has a `smoke` variant; some have more variants worth a run.
@@ -39,12 +39,12 @@ SHARED_RUNS = {('denoise_dncnn', 'smoke'): 'dncnn_smoke_run', ('denoise_seed_sta
 
 
 @pytest.mark.parametrize('experiment, variant', SMOKE_RUNS)
-def test_every_experiment_smoke_variant_trains_and_reports(request, tmp_path, experiment, variant):
+def test_every_experiment_smoke_variant_trains_and_reports(request, tmp_path_factory, experiment, variant):
   config = config_lib.load_config(str(REPO / 'experiments' / f'{experiment}.py:{variant}'))
   if (experiment, variant) in SHARED_RUNS:
     tmp_path = request.getfixturevalue(SHARED_RUNS[experiment, variant])
-  else:
-    assert train_and_evaluate(config, tmp_path, progress=False)['step'] == config.train.steps
+  else:  # trained once for this test and the task's own tests (conftest.trained_smoke_run)
+    tmp_path = trained_smoke_run(tmp_path_factory, experiment, variant)
   assert json.loads((tmp_path / 'config.json').read_text()) == json.loads(config_lib.config_to_json(config))
   assert sorted(read_metrics(tmp_path, 'train/loss'))[-1] == config.train.steps
   task = build_task(config)
@@ -52,9 +52,9 @@ def test_every_experiment_smoke_variant_trains_and_reports(request, tmp_path, ex
   assert all(np.isfinite(value) for value in losses.values())
   assert losses[max(losses)] < losses[min(losses)], losses  # it learns something in a few steps
   results = json.loads((tmp_path / 'eval' / 'summary.json').read_text())
-  assert set(results) == {'model', task.labels.observed, 'baselines'}
+  assert set(results) == {'model', task.labels.no_model, 'baselines'}
   assert np.isfinite(results['model']['psnr'])
-  assert f'| {task.labels.observed} |' in (tmp_path / 'report.md').read_text()
+  assert f'| {task.labels.no_model} |' in (tmp_path / 'report.md').read_text()
 
 
 def test_all_models_and_tasks_have_a_smoke_experiment():

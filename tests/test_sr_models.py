@@ -13,19 +13,16 @@ from PIL import Image
 import cnnrecon
 from cnnrecon import cli
 from cnnrecon.errors import CnnreconError
-from cnnrecon.evaluation import train_and_evaluate
 from cnnrecon.export import ExportedModel, load
 from cnnrecon.export.writer import export_workdir
 from cnnrecon.inference import load_trained
 from cnnrecon.models.registry import build_model
 from cnnrecon.tasks import task_class
-from conftest import built_once, fails_with_one_line, smoke_config
+from conftest import fails_with_one_line, smoke_config, trained_smoke_run
 
 
 def _smoke_run(tmp_path_factory, experiment):
-  return built_once(tmp_path_factory, f'{experiment}_smoke_run',
-                    lambda folder: train_and_evaluate(smoke_config(experiment), folder / 'run',
-                                                      progress=False)) / 'run'
+  return trained_smoke_run(tmp_path_factory, experiment)  # the run tests/test_spine.py checks too
 
 
 @pytest.fixture(scope='module')

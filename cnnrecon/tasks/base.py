@@ -72,15 +72,18 @@ class MetricConvention:
     crop: pixels removed from each side before scoring (SR: the scale factor).
     quantize: round estimates to 8 bits before scoring, as a saved 8-bit image
       would be (the JPEG deblocking convention, MATLAB's `im2uint8`).
+    luma_target: the task's targets already are the Y of RGB images (a gray
+      model restoring their luma); only `describe` reads it.
   """
 
   y_channel: bool = False
   crop: int = 0
   quantize: bool = False
+  luma_target: bool = False
 
   def describe(self) -> str:
     """The convention in words, for every table."""
-    channels = 'Y channel (BT.601) of RGB images' if self.y_channel else 'all channels'
+    channels = 'Y channel (BT.601) of RGB images' if self.y_channel or self.luma_target else 'all channels'
     border = f'{self.crop}-pixel border removed' if self.crop else 'full image'
     rounded = ', estimates rounded to 8 bits' if self.quantize else ''
     return f'PSNR (data range 1) and SSIM (11x11 Gaussian window, sigma 1.5) on {channels}, {border}{rounded}'

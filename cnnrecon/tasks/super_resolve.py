@@ -55,9 +55,9 @@ class SuperResolution(ReconstructionTask):
   def from_config(cls, config: ml_collections.ConfigDict, *, loss: Loss | None = None) -> 'SuperResolution':
     """The task; RGB models are scored on Y (the SR convention), gray ones on their channel."""
     task = super().from_config(config, loss=loss)
-    return dataclasses.replace(task, convention=dataclasses.replace(task.convention,
-                                                                    y_channel=config.data.channels == 3),
-                               luma_of_rgb=_restores_luma(config))
+    luma = _restores_luma(config)
+    convention = dataclasses.replace(task.convention, y_channel=config.data.channels == 3, luma_target=luma)
+    return dataclasses.replace(task, convention=convention, luma_of_rgb=luma)
 
   @classmethod
   def evaluation_channels(cls, config: ml_collections.ConfigDict) -> int:
