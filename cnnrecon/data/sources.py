@@ -3,6 +3,7 @@
 Spec grammar:
   `samples`, `samples:SPLIT`   scikit-image sample images (splits train|validation)
   `tfds:NAME`, `tfds:NAME:SPLIT`   any TFDS catalog dataset (needs TensorFlow to prepare)
+  `phantoms:KIND[:SPLIT][:size=N]...`   CT phantoms drawn on the fly (`cnnrecon.data.phantoms`)
   anything else                a folder of png/jpg/bmp/tif images (one split: all of them)
 The split defaults to 'train'. Write `./samples` for a folder called "samples".
 
@@ -20,6 +21,7 @@ import tensorflow_datasets as tfds
 
 from cnnrecon.data import folder as folder_lib
 from cnnrecon.data import images
+from cnnrecon.data import phantoms
 from cnnrecon.data import samples
 from cnnrecon.errors import CnnreconError
 
@@ -33,8 +35,8 @@ class SourceSpec:
   """A parsed spec.
 
   Attributes:
-    kind: 'samples', 'folder' or 'tfds'.
-    target: the folder path or TFDS dataset name ('' for samples).
+    kind: 'samples', 'folder', 'tfds' or 'phantoms'.
+    target: the folder path, TFDS dataset name or the whole phantoms spec ('' for samples).
     split: the split to read.
   """
   kind: str
@@ -105,6 +107,8 @@ def parse_spec(spec: str) -> SourceSpec:
       raise CnnreconError(f'data source {spec!r} names no dataset: '
                           'write tfds:NAME or tfds:NAME:SPLIT')
     return SourceSpec('tfds', name, split or DEFAULT_SPLIT)
+  if spec.startswith(phantoms.PREFIX):
+    return SourceSpec('phantoms', spec, phantoms.parse(spec).split)
   return SourceSpec('folder', str(pathlib.Path(spec).expanduser().resolve()), DEFAULT_SPLIT)
 
 
@@ -122,6 +126,8 @@ def describe_source(spec: str) -> str:
     return f'scikit-image samples ({parsed.split} split)'
   if parsed.kind == 'tfds':
     return f'TFDS {parsed.target} ({parsed.split} split)'
+  if parsed.kind == 'phantoms':
+    return phantoms.describe(phantoms.parse(spec))
   return f'image folder {parsed.target}'
 
 
@@ -177,12 +183,12 @@ def load_source(spec: str, *, data_dir: str | None = None) -> ImageRecords:
   """Opens a data source, building it into `data_dir` the first time.
 
   Args:
-    spec: 'samples[:SPLIT]', a folder path, or 'tfds:NAME[:SPLIT]'.
+    spec: 'samples[:SPLIT]', a folder path, 'tfds:NAME[:SPLIT]' or 'phantoms:...'.
     data_dir: TFDS data directory; defaults to `default_data_dir()`.
 
   Returns:
     A grain-compatible random-access source: `len(source)` and
-    `source[i] == {'image': uint8 HxWx3 array, 'name': str}`.
+    `source[i] == {'image': uint8 HxWx3 array, 'name': str}` (HxWx1 for the gray phantoms).
 
   Raises:
     CnnreconError: unknown split, missing/empty folder, unreadable image, or
@@ -192,6 +198,8 @@ def load_source(spec: str, *, data_dir: str | None = None) -> ImageRecords:
   data_dir = data_dir or default_data_dir()
   if parsed.kind == 'tfds':
     return _load_catalog(spec, parsed, data_dir)
+  if parsed.kind == 'phantoms':
+    return phantoms.load(spec)
   if parsed.kind == 'samples':
     builder = samples.SkimageSamples(data_dir=data_dir, file_format='array_record')
   else:
