@@ -15,6 +15,7 @@ import ml_collections
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.adain import AdaINDecoder
 from cnnrecon.models.dncnn import DnCNN
+from cnnrecon.models.fbpconvnet import FBPConvNet
 from cnnrecon.models.edsr import EDSR
 from cnnrecon.models.seed_stack import ConvPoolAutoencoder
 from cnnrecon.models.srcnn import SRCNN
@@ -26,6 +27,7 @@ MODELS: Registry = Registry('model.name')
 MODELS.register('seed_stack')(ConvPoolAutoencoder)
 MODELS.register('dncnn')(DnCNN)
 MODELS.register('unet')(UNet)
+MODELS.register('fbpconvnet')(FBPConvNet)
 MODELS.register('transform_net')(TransformNet)
 MODELS.register('adain_decoder')(AdaINDecoder)
 MODELS.register('srcnn')(SRCNN)
