@@ -24,6 +24,7 @@ from cnnrecon.errors import CnnreconError
 from cnnrecon.registry import Registry
 from cnnrecon.tasks.base import (BestCheckpoint, EvaluationRequest, Input, Labels, MetricConvention, Results,
                                  Signature, Task, task_options)
+from cnnrecon.tasks.ct import CTReconstruction
 from cnnrecon.tasks.denoise import GaussianDenoising, PoissonDenoising
 from cnnrecon.tasks.inpaint import RandomPixelInpainting
 from cnnrecon.tasks.jpeg import JpegDeblocking
@@ -90,6 +91,7 @@ register_task('poisson_gaussian')(PoissonGaussianDenoising)
 register_task('inpaint')(RandomPixelInpainting)
 register_task('super_resolve')(SuperResolution)
 register_task('jpeg')(JpegDeblocking)
+register_task('ct')(CTReconstruction)
 register_task('mixture')(MixtureRestoration)
 
 
