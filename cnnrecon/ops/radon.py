@@ -297,7 +297,7 @@ class ParallelBeamCT:
     """The sinogram [n, views, 1] of one clean [n, n, 1] image, with noise if `photons` is set."""
     if clean.ndim != 3 or clean.shape[0] != clean.shape[1] or clean.shape[2] != 1:
       raise CnnreconError(f'CT needs square one-channel images [n, n, 1], got shape {tuple(clean.shape)}; '
-                          'set --config.data.gray=True and a square patch size')
+                          'set --config.data.channels=1 and square patches (data.patch_size)')
     sinogram = radon(clean[..., 0], self.angles_deg)
     if self.photons is not None:
       sinogram = add_transmission_noise(key, sinogram, photons=float(self.photons),
