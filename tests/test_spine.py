@@ -25,7 +25,7 @@ from conftest import REPO, read_metrics, trained_smoke_run
 
 OLD_WORKDIR = pathlib.Path(__file__).parent / 'data' / 'workdir_before_issue7'
 # Every experiment file has a `smoke` variant; some have more variants worth a run.
-EXTRA_SMOKE_VARIANTS = {'denoise_poisson_gaussian': ['poisson_smoke']}
+EXTRA_SMOKE_VARIANTS = {'denoise_poisson_gaussian': ['poisson_smoke'], 'inpaint_unet': ['regions_smoke']}
 # The style experiments' smoke runs are trained (and reported) by the fixtures of
 # tests/test_fast_style.py and tests/test_adain.py.
 TRAINED_ELSEWHERE = ('style_fast', 'style_adain')

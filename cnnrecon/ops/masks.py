@@ -1,6 +1,9 @@
-"""Random pixel masks for inpainting (missing-pixel) observations."""
+"""Masks for inpainting: random missing pixels, and random regions (boxes, free-form strokes) whose mask
+the observation carries as a last channel."""
 
 import dataclasses
+import functools
+import math
 from typing import Sequence
 
 import jax
@@ -63,3 +66,227 @@ class RandomPixelMask(IdentityEstimate):
   def describe(self) -> str:
     """'inpainting, keep K% of pixels'."""
     return f'inpainting, keep {self.keep_prob:.0%} of pixels'
+
+
+# ---------------------------------------------------------------- region masks: random boxes and free-form strokes
+
+REGION_KINDS = ('boxes', 'strokes', 'both')
+# Counts of holes are given per 64x64 pixels, so that the missing fraction is the same on training
+# patches and on the larger images a net is evaluated on (a convolutional net sees holes locally).
+COUNT_AREA = 64 * 64
+
+
+def holes_for(density: float, height: int, width: int) -> int:
+  """How many holes an image of `height` x `width` gets at `density` holes per 64x64 px: at least one."""
+  return max(1, int(density * height * width / COUNT_AREA + 0.5))
+
+
+def random_boxes_mask(key: jax.Array, height: int, width: int, *, count: int, min_size: int,
+                      max_size: int) -> jax.Array:
+  """A mask with `count` axis-aligned rectangular holes at uniform random places.
+
+  Each side is drawn uniformly from `min_size..max_size` pixels (at most the image's side),
+  independently, and the box lies inside the image. Jit- and vmap-able: the shape arguments
+  are static.
+
+  Args:
+    key: typed PRNG key (`jax.random.key`), one per example.
+    height, width: the image's size in pixels.
+    count: number of boxes (they may overlap).
+    min_size, max_size: range of a box side in pixels (1 <= min_size <= max_size).
+
+  Returns:
+    [height, width, 1] float32: 1 = known pixel, 0 = hole.
+  """
+  size_key, corner_key = jax.random.split(key)
+  limits = jnp.array([height, width])
+  sizes = jnp.minimum(jax.random.randint(size_key, (count, 2), min_size, max_size + 1), limits)
+  corners = jnp.floor(jax.random.uniform(corner_key, (count, 2)) * (limits - sizes + 1)).astype(jnp.int32)
+  rows, cols = (_inside(jnp.arange(n), corners[:, axis], sizes[:, axis]) for axis, n in enumerate((height, width)))
+  # A pixel is in a hole when some box covers both its row and its column: one [H, N] x [N, W] product.
+  covered = jnp.matmul(rows.T, cols, precision=jax.lax.Precision.HIGHEST)
+  return (covered == 0).astype(jnp.float32)[..., None]
+
+
+def _inside(positions: jax.Array, starts: jax.Array, sizes: jax.Array) -> jax.Array:
+  """[N, P] float32: whether each position lies in each interval [start, start + size)."""
+  return ((positions >= starts[:, None]) & (positions < (starts + sizes)[:, None])).astype(jnp.float32)
+
+
+def random_strokes_mask(key: jax.Array, height: int, width: int, *, count: int, segments: int, length: float,
+                        min_width: float, max_width: float) -> jax.Array:
+  """A mask with `count` free-form brush strokes (as in DeepFill v2's training masks).
+
+  A stroke starts at a uniform random pixel and walks `segments` straight segments, each of a
+  uniform random direction and a length uniform in [length / 2, length] pixels (its vertices
+  clipped to the image); its width is uniform in [min_width, max_width]. Segments are drawn
+  with round caps, so consecutive ones join smoothly. Jit- and vmap-able.
+
+  Args:
+    key: typed PRNG key (`jax.random.key`), one per example.
+    height, width: the image's size in pixels.
+    count: number of strokes.
+    segments: straight segments per stroke (>= 1).
+    length: longest segment, in pixels (> 0).
+    min_width, max_width: range of a stroke's width in pixels (0 < min_width <= max_width).
+
+  Returns:
+    [height, width, 1] float32: 1 = known pixel, 0 = hole.
+  """
+  start_key, angle_key, length_key, width_key = jax.random.split(key, 4)
+  limits = jnp.array([height - 1, width - 1], jnp.float32)
+  starts = jax.random.uniform(start_key, (count, 1, 2)) * limits
+  angles = jax.random.uniform(angle_key, (count, segments), maxval=2 * jnp.pi)
+  lengths = jax.random.uniform(length_key, (count, segments), minval=length / 2, maxval=length)
+  steps = lengths[..., None] * jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+  vertices = jnp.clip(jnp.concatenate([starts, starts + jnp.cumsum(steps, axis=1)], axis=1), 0, limits)
+  radii = jax.random.uniform(width_key, (count,), minval=min_width, maxval=max_width) / 2
+  segment_ends = (vertices[:, :-1].reshape(-1, 2), vertices[:, 1:].reshape(-1, 2), jnp.repeat(radii, segments))
+  # Each segment is drawn in a window around its start that holds every pixel it can reach
+  # (100x less work than the whole image on 512 px evaluation images).
+  reach = math.ceil(length + max_width / 2) + 1
+  window = (min(height, 2 * reach + 1), min(width, 2 * reach + 1))
+  offsets = jnp.stack(jnp.meshgrid(jnp.arange(window[0]), jnp.arange(window[1]), indexing='ij'), axis=-1)
+
+  def paint(hole, segment):
+    start, end, radius = segment
+    corner = jnp.clip(jnp.floor(start).astype(jnp.int32) - reach, 0,
+                      jnp.array([height - window[0], width - window[1]]))
+    points = (corner + offsets).astype(jnp.float32)
+    patch = jax.lax.dynamic_slice(hole, corner, window) | (_distance_to_segment(points, start, end) <= radius)
+    return jax.lax.dynamic_update_slice(hole, patch, corner), None
+
+  hole, _ = jax.lax.scan(paint, jnp.zeros((height, width), bool), segment_ends)
+  return (~hole).astype(jnp.float32)[..., None]
+
+
+def _distance_to_segment(points: jax.Array, start: jax.Array, end: jax.Array) -> jax.Array:
+  """Euclidean distance of each point [..., 2] to the segment from `start` to `end`."""
+  direction = end - start
+  along = jnp.sum((points - start) * direction, axis=-1) / jnp.maximum(jnp.sum(direction ** 2), 1e-12)
+  nearest = start + jnp.clip(along, 0.0, 1.0)[..., None] * direction
+  return jnp.sqrt(jnp.sum((points - nearest) ** 2, axis=-1))
+
+
+# Fill scales (Gaussian sigmas, px) from coarse to fine and the least mask weight a scale needs to fill a
+# pixel. With the default holes (seed 0), mean PSNR of 6 gray training samples: this fill 36.79 dB,
+# biharmonic 36.77, zeros 15.9; of the 4 validation samples: 29.50 / 30.53 / 14.7. Supports of 0.05..0.2
+# and octave or half-octave scales were within 0.3 dB of each other there; 0.4 lost 2 dB.
+FILL_SCALES = (32.0, 16.0, 8.0, 4.0, 2.0, 1.0)
+FILL_SUPPORT = 0.1
+
+
+def fill_holes(image: jax.Array, mask: jax.Array) -> jax.Array:
+  """Fills the holes of one image smoothly by normalized convolution, coarse to fine.
+
+  At each scale a hole pixel takes the Gaussian-weighted mean of the known pixels around it,
+  `blur(image * mask) / blur(mask)`, where enough of them lie within reach (`FILL_SUPPORT`); finer
+  scales overwrite coarser ones, so small holes take their nearest surroundings and large ones a
+  wider average. Known pixels are kept. Pure JAX (jit / vmap / grad).
+
+  Args:
+    image: [H, W, C] image (its holes' values are ignored).
+    mask: [H, W, 1] mask, 1 = known pixel.
+
+  Returns:
+    The filled [H, W, C] image.
+  """
+  fill = jnp.zeros_like(image)
+  for sigma in FILL_SCALES:
+    weight = _gaussian_blur(mask, sigma)
+    mean = _gaussian_blur(image * mask, sigma) / jnp.maximum(weight, 1e-6)
+    fill = jnp.where(weight > FILL_SUPPORT, mean, fill)
+  return image * mask + fill * (1 - mask)
+
+
+def _gaussian_blur(image: jax.Array, sigma: float) -> jax.Array:
+  """A separable Gaussian blur of each channel of [H, W, C], zero outside the image (radius 3 sigma)."""
+  radius = int(3 * sigma + 0.5)
+  taps = jnp.exp(-jnp.arange(-radius, radius + 1, dtype=jnp.float32) ** 2 / (2 * sigma ** 2))
+  taps = (taps / jnp.sum(taps)).astype(image.dtype)
+  channels = jnp.moveaxis(image, -1, 0)[..., None]
+  for kernel in (taps[:, None, None, None], taps[None, :, None, None]):
+    channels = jax.lax.conv_general_dilated(channels, kernel, (1, 1), 'SAME',
+                                            dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return jnp.moveaxis(channels[..., 0], 0, -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegionMask:
+  """Holes of random boxes and/or free-form strokes; the observation carries its mask as a last channel.
+
+  The observation of an [H, W, C] image is [H, W, C + 1]: the image with its holes zeroed, then
+  the mask (1 = known pixel, 0 = hole). The initial estimate is the masked image [H, W, C]. Hole
+  counts are per 64x64 pixels (`holes_for`), sizes in pixels; options are checked in one line each
+  (they are `task.inpaint_regions.*`).
+  """
+
+  kind: str = 'both'
+  boxes: float = 1.0
+  box_min: int = 8
+  box_max: int = 24
+  strokes: float = 1.0
+  stroke_segments: int = 4
+  stroke_length: float = 20.0
+  stroke_min_width: float = 3.0
+  stroke_max_width: float = 9.0
+
+  def __post_init__(self):
+    if self.kind not in REGION_KINDS:
+      raise CnnreconError(f'task.inpaint_regions.kind={self.kind!r} is not one of {", ".join(REGION_KINDS)}; '
+                          'set e.g. --config.task.inpaint_regions.kind=both')
+    for name in ('boxes', 'strokes', 'stroke_length', 'stroke_min_width', 'stroke_max_width'):
+      check_number(getattr(self, name), name=f'task.inpaint_regions.{name}', example='4', low=0,
+                   low_inclusive=False)
+    for name in ('box_min', 'box_max', 'stroke_segments'):
+      _check_positive_int(getattr(self, name), f'task.inpaint_regions.{name}')
+    for low, high in (('box_min', 'box_max'), ('stroke_min_width', 'stroke_max_width')):
+      if getattr(self, low) > getattr(self, high):
+        raise CnnreconError(f'task.inpaint_regions.{low}={getattr(self, low)!r} is larger than {high}='
+                            f'{getattr(self, high)!r}; set {low} <= {high}')
+
+  def mask(self, key: jax.Array, height: int, width: int) -> jax.Array:
+    """The [height, width, 1] mask (1 = known) of one example, from its own key."""
+    return _region_mask(self, key, height, width)
+
+  def apply(self, key: jax.Array, clean: jax.Array) -> jax.Array:
+    """One observation of an HWC image: the masked image and its mask, [H, W, C + 1]."""
+    mask = self.mask(key, clean.shape[0], clean.shape[1])
+    return jnp.concatenate([apply_pixel_mask(clean, mask), mask.astype(clean.dtype)], axis=-1)
+
+  def initial_estimate(self, observed: jax.Array) -> jax.Array:
+    """The masked image (holes are 0): the observation without its mask channel."""
+    return observed[..., :-1]
+
+  def describe(self) -> str:
+    """E.g. 'inpainting, boxes 8-24 px (1 per 64x64 px) and strokes ...'."""
+    parts = []
+    if self.kind in ('boxes', 'both'):
+      parts.append(f'boxes {self.box_min}-{self.box_max} px ({self.boxes:g} per 64x64 px)')
+    if self.kind in ('strokes', 'both'):
+      parts.append(f'strokes {self.stroke_min_width:g}-{self.stroke_max_width:g} px wide, {self.stroke_segments} '
+                   f'segments up to {self.stroke_length:g} px ({self.strokes:g} per 64x64 px)')
+    return 'inpainting, ' + ' and '.join(parts)
+
+
+# Jitted so that an eager call (evaluation observes one image at a time) compiles one program per image
+# size instead of dispatching each op; inside a jitted step it is inlined.
+@functools.partial(jax.jit, static_argnames=('operator', 'height', 'width'))
+def _region_mask(operator: RegionMask, key: jax.Array, height: int, width: int) -> jax.Array:
+  box_key, stroke_key = jax.random.split(key)
+  mask = jnp.ones((height, width, 1), jnp.float32)
+  if operator.kind in ('boxes', 'both'):
+    mask = mask * random_boxes_mask(box_key, height, width, count=holes_for(operator.boxes, height, width),
+                                    min_size=operator.box_min, max_size=operator.box_max)
+  if operator.kind in ('strokes', 'both'):
+    mask = mask * random_strokes_mask(
+        stroke_key, height, width, count=holes_for(operator.strokes, height, width),
+        segments=operator.stroke_segments, length=float(operator.stroke_length),
+        min_width=float(operator.stroke_min_width), max_width=float(operator.stroke_max_width))
+  return mask
+
+
+def _check_positive_int(value, name: str) -> int:
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise CnnreconError(f'{name}={value!r} must be a positive integer; set e.g. --config.{name}=8')
+  return value

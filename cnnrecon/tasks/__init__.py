@@ -25,8 +25,10 @@ from cnnrecon.registry import Registry
 from cnnrecon.tasks.base import (BestCheckpoint, EvaluationRequest, Input, Labels, MetricConvention, Results,
                                  Signature, Task, task_options)
 from cnnrecon.tasks.ct import CTReconstruction
+from cnnrecon.tasks.deblur import Deblurring
 from cnnrecon.tasks.denoise import GaussianDenoising, PoissonDenoising
 from cnnrecon.tasks.inpaint import RandomPixelInpainting
+from cnnrecon.tasks.inpaint_regions import RegionInpainting
 from cnnrecon.tasks.jpeg import JpegDeblocking
 from cnnrecon.tasks.mixture import MixtureRestoration
 from cnnrecon.tasks.poisson_gaussian import PoissonGaussianDenoising
@@ -89,6 +91,8 @@ register_task('gaussian')(GaussianDenoising)
 register_task('poisson')(PoissonDenoising)
 register_task('poisson_gaussian')(PoissonGaussianDenoising)
 register_task('inpaint')(RandomPixelInpainting)
+register_task('deblur')(Deblurring)
+register_task('inpaint_regions')(RegionInpainting)
 register_task('super_resolve')(SuperResolution)
 register_task('jpeg')(JpegDeblocking)
 register_task('ct')(CTReconstruction)
