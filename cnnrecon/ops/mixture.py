@@ -15,6 +15,7 @@ its scale's down-up matrices (`down_up_matrices`) by index.
 """
 
 import dataclasses
+import functools
 import math
 import numbers
 
@@ -143,6 +144,10 @@ class DegradationMixture(IdentityEstimate):
   def apply(self, key: jax.Array, clean: jax.Array) -> jax.Array:
     """The observation of one clean HWC image: the degradation `draw(key)` chose, the clean image's size."""
     self.check_sides(clean.shape[-3], clean.shape[-2])
+    return _degrade(self, key, clean)
+
+  def _apply_unchecked(self, key: jax.Array, clean: jax.Array) -> jax.Array:
+    """`apply` without the size check, traced once per operator and image shape (`_degrade`)."""
     drawn = self.draw(key)
     drawn['scale_index'] = jnp.argmax(jnp.asarray(self.scales) == drawn['scale'])
     operations = {'gaussian': lambda x, d: add_gaussian_noise(d['noise_key'], x, sigma=d['sigma']),
@@ -166,3 +171,10 @@ class DegradationMixture(IdentityEstimate):
              'jpeg': 'JPEG q~U{{{}..{}}}'.format(*self.quality_range)}
     return 'one of ' + ' | '.join(parts[task] for task in self.tasks) + ' (equally likely)'
 
+
+
+# Jitted so that eager callers (tables score one image at a time) compile one program per image
+# shape instead of one per operation; inside a jitted step it is inlined.
+@functools.partial(jax.jit, static_argnums=0)
+def _degrade(operator: DegradationMixture, key: jax.Array, clean: jax.Array) -> jax.Array:
+  return operator._apply_unchecked(key, clean)
