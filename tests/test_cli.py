@@ -77,7 +77,7 @@ def test_train_report_and_summary(trained):
 @pytest.mark.parametrize('override, fragments', [
     ('--config.model.name=resnet', ('resnet', 'dncnn', 'unet', 'seed_stack')),
     ('--config.task.gaussian.sigma=-5', ('task.gaussian.sigma=-5', '>= 0')),
-    ('--config.task.name=deblur', ('task.name', 'gaussian', 'poisson_gaussian', 'inpaint')),
+    ('--config.task.name=dehaze', ('task.name', 'gaussian', 'poisson_gaussian', 'inpaint')),
     ('--config.task.gaussian.peak=3', ('task.gaussian.peak', 'sigma')),  # poisson's option, not gaussian's
     ('--config.model.dncnn.depth=3', ('model.dncnn.depth',)),
     ('--config.optim.name=sgd', ('optim.name', 'adam', 'adamw')),
