@@ -46,6 +46,9 @@ def test_eval_writes_tables_with_baselines(trained, image_folder, tmp_path, caps
   assert 19.5 < summary['noisy']['psnr'] < 21.0
   assert summary['baselines']['nl_means']['psnr'] > summary['noisy']['psnr'] + 4
   assert (out / 'results.csv').exists() and (out / 'results.md').exists()
+  # The grid: noisy | denoised | clean of both images, centre-cropped to the smaller side (48 px), 2-px lines.
+  grid = np.asarray(Image.open(out / 'grid.png'))
+  assert grid.shape[1] == 3 * (48 + 2) + 2 and grid.shape[0] > 2 * (48 + 2) + 2
 
 
 def test_eval_is_reproducible_by_seed(trained, image_folder, tmp_path):

@@ -1,8 +1,12 @@
 """Tests for cnnrecon.data.images against PIL and scikit-image."""
 
+import pathlib
+
 import numpy as np
 import PIL.Image
+import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 import skimage.color
 
 from cnnrecon.data import images
@@ -135,3 +139,23 @@ def test_to_channels_bt601_y_is_matlabs_rgb2ycbcr_luma():
   assert not np.allclose(images.to_channels(rgb, 1)[..., 0], np.round(expected))  # not rgb2gray's luminance
   with pytest.raises(CnnreconError, match="data.gray='y'"):
     images.to_channels(rgb, 1, gray='y')
+
+
+def test_read_dicom_ct_slice_maps_hounsfield_units_linearly(tmp_path):
+  """pydicom's shipped CT slice: stored values * slope + intercept (HU), air -1000 -> 0, +1000 -> 1."""
+  path = get_testdata_file('CT_small.dcm')
+  dataset = pydicom.dcmread(path)
+  hounsfield = dataset.pixel_array * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
+  image = images.read_image(path, channels=1)
+  assert image.dtype == np.float32 and image.shape == (128, 128, 1)
+  np.testing.assert_allclose(image[..., 0], np.clip((hounsfield + 1000) / 2000, 0, 1), atol=1e-6)
+  assert not images.holds_color(path)
+  (tmp_path / 'slice.dcm').write_bytes(pathlib.Path(path).read_bytes())
+  assert images.list_images(tmp_path) == [tmp_path / 'slice.dcm']
+
+
+def test_read_broken_dicom_is_one_line_error(tmp_path):
+  (tmp_path / 'x.dcm').write_text('not dicom')
+  with pytest.raises(CnnreconError) as excinfo:
+    images.read_image(tmp_path / 'x.dcm', channels=1)
+  assert_one_line_error(excinfo, 'x.dcm', 'not a readable DICOM image', 'single-frame .dcm')

@@ -2,8 +2,8 @@
 
 Reading goes through imageio with the pillow plugin (tifffile for TIFF), the
 readers behind `skimage.io`, whose plugin layer is deprecated. 8-bit and
-16-bit PNG, JPEG, BMP and TIFF files all come back scaled to [0, 1]. Writing
-uses PIL.
+16-bit PNG, JPEG, BMP and TIFF files all come back scaled to [0, 1], DICOM
+slices through pydicom (`cnnrecon.data.dicom`). Writing uses PIL.
 """
 
 import io
@@ -15,10 +15,11 @@ import PIL.Image
 import skimage.color
 import skimage.util
 
+from cnnrecon.data.dicom import DICOM_EXTENSIONS, is_dicom, read_dicom
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff') + DICOM_EXTENSIONS
 
 
 def is_image_file(path: str | pathlib.Path) -> bool:
@@ -118,6 +119,8 @@ def _plugin(path: pathlib.Path) -> str:
 def holds_color(path: str | pathlib.Path) -> bool:
   """Whether an image file holds colour (RGB or RGBA), from its header; False for a file that is no image."""
   path = pathlib.Path(path).expanduser()
+  if is_dicom(path):
+    return False  # `read_dicom` reads one gray frame
   try:
     shape = iio.improps(path, plugin=_plugin(path)).shape
   except (OSError, ValueError, SyntaxError):
@@ -129,7 +132,8 @@ def read_image(path: str | pathlib.Path, *, channels: int) -> np.ndarray:
   """Reads an image file as float32 in [0, 1].
 
   Args:
-    path: a png/jpg/bmp/tif file, 8 or 16 bits per sample, gray or RGB(A).
+    path: a png/jpg/bmp/tif file, 8 or 16 bits per sample, gray or RGB(A), or
+      a single-frame DICOM slice (`.dcm`, gray; `cnnrecon.data.dicom`).
     channels: 1 (luminance) or 3 (RGB; gray files are replicated).
 
   Returns:
@@ -142,6 +146,8 @@ def read_image(path: str | pathlib.Path, *, channels: int) -> np.ndarray:
   path = pathlib.Path(path).expanduser()
   if not path.is_file():
     raise CnnreconError(f'image file {path} does not exist: check the path')
+  if is_dicom(path):
+    return to_channels(read_dicom(path), channels)
   try:
     array = iio.imread(path, plugin=_plugin(path))
   except (OSError, ValueError, SyntaxError) as error:

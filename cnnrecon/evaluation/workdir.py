@@ -10,12 +10,13 @@ import numpy as np
 from cnnrecon import safety
 from cnnrecon.data.images import holds_color, list_images, to_channels
 from cnnrecon.data.sources import load_source, parse_spec
-from cnnrecon.evaluation.report import write_results_files
+from cnnrecon.data.grids import image_grid
+from cnnrecon.evaluation.report import save_png, write_results_files
 from cnnrecon.evaluation.task_options import evaluation_config
 from cnnrecon.inference import ExportedModel, load, load_trained, task_name
 from cnnrecon.tasks import TASKS, EvaluationRequest, task_class
 
-RESULT_FILES = ('results.md', 'results.csv', 'summary.json')
+RESULT_FILES = ('results.md', 'results.csv', 'summary.json', 'grid.png')
 
 
 def source_images(source: Sequence, channels: int, *, gray: str = 'luminance',
@@ -60,7 +61,7 @@ def images_as_trained(source: Sequence, config: ml_collections.ConfigDict,
 def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | None = None,
                      seeds: Sequence[int] = (0,), out: str | None = None, with_baselines: bool = True,
                      overwrite: bool = False, task: str | None = None, **options) -> dict:
-  """Scores a trained model on a data set as its task does; prints and writes the tables.
+  """Scores a trained model on a data set as its task does; prints the table, writes the tables and grid.png.
 
   Reconstruction tasks score the model, its input and their classical
   baselines (PSNR / SSIM); style tasks the terms of their loss per style.
@@ -96,6 +97,8 @@ def evaluate_workdir(workdir: str, *, data: str | None = None, sigma: float | No
   results = task_class(request.config or config).evaluate(model, images, request)
   out_dir = pathlib.Path(out) if out else safety.new_results_dir(pathlib.Path(workdir), 'eval')
   paths = write_results_files(out_dir, results.files)
+  if results.grid_columns:
+    paths['grid.png'] = save_png(out_dir / 'grid.png', image_grid(results.grid_columns, titles=results.grid_titles))
   print(results.terminal)
   print(f"tables: {', '.join(str(path) for path in paths.values())}")
   return results.summary

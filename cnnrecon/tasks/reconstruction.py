@@ -127,16 +127,19 @@ class ReconstructionTask(Task):
     config = request.config or model.config
     task = cls.from_config(config)
     task.check_scorable(images, request.data, min_side=side_multiple(config.model))
-    rows_per_seed = [scoring.score_images(model, images, task=task, seed=seed,
-                                          with_baselines=request.with_baselines)[0] for seed in request.seeds]
+    scored = [scoring.score_images(model, images, task=task, seed=seed, with_baselines=request.with_baselines)
+              for seed in request.seeds]
+    rows_per_seed = [rows for rows, _ in scored]
     rows = scoring.mean_over_seeds(rows_per_seed)
     seeds = list(request.seeds)
     spread = '\n\n' + _seed_lines(rows_per_seed, seeds) if len(seeds) > 1 else ''
     title = (f'{config.model.name} (step {model.step}) on {request.data}, {task.describe()}, '
              f'seed{"s" if len(seeds) > 1 else ""} {",".join(map(str, seeds))}')
+    columns, titles = _grid(task, scored[0][1][:config.report.grid_examples])
     return Results(files=tables.table_files(rows, title=title, notes=task.protocol() + spread),
                    summary=scoring.summarize(rows),
-                   terminal='\n'.join([title, tables.format_table(rows)] + ([spread.strip()] if spread else [])))
+                   terminal='\n'.join([title, tables.format_table(rows)] + ([spread.strip()] if spread else [])),
+                   grid_columns=columns, grid_titles=titles)
 
   @classmethod
   def final_report(cls, model: TrainedModel, images: Sequence[Image]) -> Results:
@@ -145,16 +148,14 @@ class ReconstructionTask(Task):
     task = cls.from_config(config)
     rows, triplets = scoring.score_images(model, images, task=task, seed=config.seed,
                                           with_baselines=config.report.baselines)
-    examples = triplets[:config.report.grid_examples]
-    crop = min(min(image.shape[0], image.shape[1]) for _, _, image in examples)
+    columns, titles = _grid(task, triplets[:config.report.grid_examples])
     labels, summary = task.labels, scoring.summarize(rows)
     return Results(
         files=tables.table_files(rows, title=f'{config.model.name} on {config.data.eval}, {task.describe()}',
                                  notes=task.protocol()),
         summary=summary, results_lines=tables.gains_table(summary, labels.no_model),
         convention=task.convention.describe(),
-        grid_columns=[np.stack([center_crop(t[i], crop) for t in examples]) for i in range(3)],
-        grid_titles=[labels.no_model, labels.estimate, labels.target],
+        grid_columns=columns, grid_titles=titles,
         model_row=f'{config.model.name} (depth {config.model.depth}, {config.model.features} features)',
         task_row=f'{config.task.name}: {task.describe()}')
 
@@ -244,3 +245,10 @@ def _seed_lines(rows_per_seed: Sequence[dict], seeds: Sequence[int]) -> str:
   lines += [f"| {method} | {values['psnr_mean']:.2f} ± {values['psnr_std']:.2f} | "
             f"{values['ssim_mean']:.4f} ± {values['ssim_std']:.4f} |" for method, values in spread.items()]
   return '\n'.join(lines)
+
+
+def _grid(task: ReconstructionTask, triplets: Sequence[tuple]) -> tuple[list[np.ndarray], list[str]]:
+  """grid.png's columns (no-model image | estimate | target, centre-cropped to the smallest side) and titles."""
+  crop = min(min(target.shape[0], target.shape[1]) for _, _, target in triplets)
+  columns = [np.stack([center_crop(triplet[i], crop) for triplet in triplets]) for i in range(3)]
+  return columns, [task.labels.no_model, task.labels.estimate, task.labels.target]
