@@ -13,6 +13,11 @@ Workloads (the configs are the experiments' own, unchanged):
 - dncnn17_infer_b1 / _b8: DnCNN-17 inference on 512x512 grayscale, batch 1 and 8.
 - data_pipeline: the grain training iterator (bundled samples, DnCNN-17 batches) against what
   the dncnn17_train step consumes.
+- device_sampler: DnCNN-17 batches drawn on the device (`data.sampler=device`): images/s and
+  `fraction_of_step` (sampling time / dncnn17_train step time).
+- host_pipeline_1 / _2: the grain pipeline with 1 / 2 worker processes (`data.workers`), images/s.
+- dncnn17_end_to_end: `cnnrecon train` of DnCNN-17 (its default sampler, logging, finiteness checks)
+  for 60 steps: images/s after the compiling window, and `ratio_to_step` against the bare step.
 
 A train step is, on both sides: add Gaussian noise (sigma 25/255), forward, MSE, backward, Adam.
 Times are medians of steady-state calls after warm-up (and compilation), the two sides
@@ -69,6 +74,12 @@ def measure(name: str, dtype: str, args) -> dict:
   """
   if name == 'data_pipeline':
     return workloads.data_pipeline(args, median_ms)
+  if name == 'device_sampler':
+    return workloads.device_sampler(args, median_ms)
+  if name.startswith('host_pipeline_'):
+    return workloads.host_pipeline(args, int(name.rpartition('_')[2]))
+  if name == 'dncnn17_end_to_end':
+    return workloads.dncnn17_end_to_end(args, median_ms, dtype)
   dtype = 'float32' if name in workloads.FLOAT32_ONLY else dtype
   ours, flops = workloads.cnnrecon_call(name, dtype, args)
   reference = {'pytorch': workloads.torch_call(name, dtype, args, compiled=False)}
@@ -100,6 +111,11 @@ def print_table(machine_info: dict, rows: list[dict]) -> None:
       print(f"{'data_pipeline':<18} {row['pipeline_images_per_s']:9.0f} img/s ({row['threads']} threads), "
             f"the dncnn17 step consumes "
             f"{row['step_images_per_s']:.0f} img/s: {row['headroom']:.1f}x headroom")
+      continue
+    if row['name'] in workloads.DATA_WORKLOADS:
+      print(f"{row['name']:<18} {row.get('dtype', 'float32'):<8} " + ', '.join(
+          f'{key} {value:.3g}' if isinstance(value, float) else f'{key} {value}'
+          for key, value in row.items() if key not in ('name', 'dtype')))
       continue
     peak = machine_info['peak_gflops'].get(row['dtype'], float('nan'))
     print(f"{row['name']:<18} {row['dtype']:<8} {row['cnnrecon_ms']:12.1f} {_cell(row, 'pytorch_ms', 11)} "

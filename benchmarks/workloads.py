@@ -1,6 +1,7 @@
 """The benchmarked workloads, each as a zero-argument call that blocks until done."""
 
 import functools
+import json
 import os
 import pathlib
 import time
@@ -19,8 +20,10 @@ from cnnrecon.train.state import create_train_state, make_optimizer
 from cnnrecon.train.step import train_step
 
 NAMES = ('dncnn17_train', 'unet_train', 'demo_train', 'dncnn17_infer_b1', 'dncnn17_infer_b8', 'gatys_step',
-         'data_pipeline')
-FLOAT32_ONLY = ('gatys_step', 'data_pipeline')  # measured once, whatever --dtype lists
+         'data_pipeline', 'device_sampler', 'host_pipeline_1', 'host_pipeline_2', 'dncnn17_end_to_end')
+# Measured once, whatever --dtype lists.
+FLOAT32_ONLY = ('gatys_step', 'data_pipeline', 'device_sampler', 'host_pipeline_1', 'host_pipeline_2')
+DATA_WORKLOADS = ('data_pipeline', 'device_sampler', 'host_pipeline_1', 'host_pipeline_2', 'dncnn17_end_to_end')
 GATYS_SIDE = 256
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / 'experiments'
 INFERENCE_SIDE = 512
@@ -33,7 +36,7 @@ def inference_batch(name: str) -> int:
 
 def workload_config(name: str, dtype: str = 'float32', batch_size: int | None = None):
   """The config a workload runs (the experiments' own settings; `batch_size` overrides DnCNN-17's 32)."""
-  if name.startswith('dncnn17') or name == 'data_pipeline':
+  if name.startswith('dncnn17') or name == 'data_pipeline':  # dncnn17_end_to_end too
     config = base_config()
     config.model.update(name='dncnn', depth=17, features=64)
     config.data.update(batch_size=batch_size or 32, patch_size=40)
@@ -219,3 +222,68 @@ def data_pipeline(args, median_ms) -> dict:
   consumed = config.data.batch_size / (step_ms / 1000)
   return {'name': 'data_pipeline', 'threads': threads, 'pipeline_images_per_s': pipeline,
           'step_images_per_s': consumed, 'headroom': pipeline / consumed}
+
+
+def _samples_source():
+  from cnnrecon.data.sources import load_source
+  return load_source('samples:train')
+
+
+def device_sampler(args, median_ms) -> dict:
+  """Images/s of the device sampler (DnCNN-17 batches from the bundled samples) and its cost per train step."""
+  from cnnrecon.train.batches import DeviceBatches
+  config = workload_config('data_pipeline', 'float32', args.batch_size)
+  batches = DeviceBatches(config, _samples_source(), make_data_parallel(config.parallel))
+  sample_ms = median_ms(lambda: jax.block_until_ready(batches.next()), warmup=args.warmup, repeats=args.repeats)
+  step, _ = _train_step_call(config, args)
+  step_ms = median_ms(step, warmup=args.warmup, repeats=args.repeats)
+  return {'name': 'device_sampler', 'images_per_s': config.data.batch_size / (sample_ms / 1000),
+          'sample_ms': sample_ms, 'step_ms': step_ms, 'fraction_of_step': sample_ms / step_ms}
+
+
+def host_pipeline(args, workers: int) -> dict:
+  """Images/s of the grain pipeline (DnCNN-17 batches) with `workers` worker processes."""
+  from cnnrecon.data.pipeline import train_iterator
+  config = workload_config('data_pipeline', 'float32', args.batch_size)
+  batches = train_iterator(_samples_source(), seed=0, patch_size=config.data.patch_size, channels=1,
+                           batch_size=config.data.batch_size, num_threads=config.data.num_threads, workers=workers)
+  for _ in range(2 * max(workers, 1)):  # the workers start, decode and cache the images first
+    next(batches)
+  count = 50
+  started = time.perf_counter()
+  for _ in range(count):
+    next(batches)
+  images_per_s = count * config.data.batch_size / (time.perf_counter() - started)
+  batches.close() if hasattr(batches, 'close') else None
+  return {'name': f'host_pipeline_{workers}', 'workers': workers, 'images_per_s': images_per_s}
+
+
+END_TO_END_STEPS, END_TO_END_WINDOW = 60, 10
+
+
+def dncnn17_end_to_end(args, median_ms, dtype: str) -> dict:
+  """`cnnrecon train` of DnCNN-17 (its own sampler choice, logging and checks) against the bare train step.
+
+  Images/s of the run are the median of its logged windows after the first (which compiles).
+  """
+  import tempfile
+  from cnnrecon.io import read_jsonl
+  from cnnrecon.train import loop
+  config = workload_config('dncnn17_end_to_end', dtype, args.batch_size)
+  config.compile.cpu_conv = args.cpu_conv
+  config.data.num_threads = args.data_threads or config.data.num_threads
+  config.train.update(steps=END_TO_END_STEPS, log_every=END_TO_END_WINDOW, eval_every=END_TO_END_STEPS,
+                      checkpoint_every=END_TO_END_STEPS)
+  config.data.eval_crop = 40
+  with tempfile.TemporaryDirectory() as workdir:
+    summary = loop.train(config, workdir, progress=False)
+    rates = [row['train/images_per_s'] for row in read_jsonl(pathlib.Path(workdir) / 'metrics.jsonl')
+             if 'train/images_per_s' in row][1:]
+    sampler = json.loads((pathlib.Path(workdir) / 'config.json').read_text())['data']['sampler']
+  del summary
+  step, _ = _train_step_call(config, args)
+  step_ms = median_ms(step, warmup=args.warmup, repeats=args.repeats)
+  images_per_s = float(np.median(rates))
+  step_images_per_s = config.data.batch_size / (step_ms / 1000)
+  return {'name': 'dncnn17_end_to_end', 'dtype': dtype, 'sampler': sampler, 'images_per_s': images_per_s,
+          'step_images_per_s': step_images_per_s, 'ratio_to_step': images_per_s / step_images_per_s}

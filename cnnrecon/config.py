@@ -37,9 +37,12 @@ RENAMED_KEYS = {
     'optim.step_boundaries': 'optim.step.boundaries',
     'optim.step_factor': 'optim.step.factor',
 }
+# Values that keys added later had in runs saved before them (where today's default differs).
+LEGACY_DEFAULTS = {'data.sampler': 'host'}
 # Keys that change how a run is logged, checkpointed or reported, never its params: resuming may change them.
 RESUME_INDEPENDENT_KEYS = ('train.log_every', 'train.checkpoint_every', 'train.checkpoint_every_minutes',
-                           'train.keep_checkpoints', 'data.num_threads', 'report.baselines', 'report.grid_examples')
+                           'train.keep_checkpoints', 'data.num_threads', 'data.device_memory_mb',
+                           'report.baselines', 'report.grid_examples')
 _noticed: set[str] = set()
 
 
@@ -249,7 +252,7 @@ def differing_keys(saved: dict, current: dict) -> list[str]:
     saved_flat.pop(key, None)
     current_flat.pop(key, None)
   # A key added to cnnrecon after the run was saved took its default value then.
-  defaults = flatten(base_config().to_dict())
+  defaults = {**flatten(base_config().to_dict()), **LEGACY_DEFAULTS}
   for key, value in current_flat.items():
     if key not in saved_flat and key in defaults and defaults[key] == value:
       saved_flat[key] = value
@@ -270,12 +273,15 @@ def base_config() -> ml_collections.ConfigDict:
       # dncnn: space_to_depth runs the body on f x f sub-images, as FFDNet does; bn_epsilon is
       # BatchNorm's epsilon (imported weights record their own); residual=False outputs the clean
       # image instead of the noise, batch_norm=False drops BatchNorm (the paper's ablations).
+      # unet: keep_known=True keeps the pixels the last input channel marks as known (region
+      # inpainting), the net corrects only the others.
       # transform_net (fast style transfer): depth = residual blocks, features = first conv's
       # width, styles = how many styles its conditional instance norms hold.
       # adain_decoder (AdaIN style transfer): features = last stage's width (64: the paper's
       # 256/128/64); depth is unused (a fixed nine convs).
       'model': {'name': 'dncnn', 'depth': 17, 'features': 64, 'dtype': 'float32',
                 'dncnn': {'space_to_depth': 1, 'bn_epsilon': 1e-5, 'residual': True, 'batch_norm': True},
+                'unet': {'keep_known': False},
                 'transform_net': {'styles': 1}},
       # What the model learns (cnnrecon/tasks/): `name`, then one sub-dict of options per task.
       # Noise levels `sigma` are on the 0-255 scale; `peak` is photons at white. Task families of
@@ -302,7 +308,13 @@ def base_config() -> ml_collections.ConfigDict:
           'augment': True,  # random flips / rot90 (the 8 dihedral transforms)
           'eval_crop': 128,  # center crop used for validation during training
           'num_threads': 2,
+          'workers': 0,  # host sampler: processes that cut batches in parallel (grain's mp_prefetch)
           'cache': True,  # decode training images once, keep them in RAM
+          # Where training patches are cut (cnnrecon/train/batches.py): 'device' keeps the images on the
+          # accelerators and samples there, 'host' runs the grain pipeline, 'auto' picks 'device' when the
+          # images fit `device_memory_mb` (MiB per device). A run records the sampler it used.
+          'sampler': 'auto',
+          'device_memory_mb': 2048,
       },
       'optim': {
           'name': 'adam',  # adam | adamw (options in the sub-dict of the same name)

@@ -54,13 +54,19 @@ def get_config(arg=None):
 
 
 def cpu_variant(config: ml_collections.ConfigDict) -> None:
-  """The 2-core CPU recipe (measured in the module docstring of the task's tests)."""
+  """The 2-core CPU recipe: 2,000 steps of 8 patches (16,000 patches), Adam 2e-3 with cosine decay.
+
+  Measured (`time cnnrecon train --config experiments/deblur_unet.py:cpu --workdir /tmp/deblur2k
+  --no-progress`, 2 idle cores): PSNR / SSIM on the 4 held-out validation images: blurred 26.30 / 0.764,
+  Wiener 28.30 / 0.827, Richardson-Lucy 28.40 / 0.830, the net 28.96 / 0.840 (better on each image);
+  8 min 35 s of wall time. 3,000 steps gave 29.25 / 0.846 (measured only on a loaded machine).
+  """
   config.data.train, config.data.eval = 'samples:train', 'samples:validation'
   config.model.depth = 3
   config.model.features = 32
   config.data.patch_size = 64
   config.data.batch_size = 8
   config.optim.learning_rate = 2e-3
-  config.train.steps = 3_000
+  config.train.steps = 2_000
   config.train.log_every = 50
   config.train.eval_every = 1_000

@@ -80,7 +80,9 @@ def test_workdir_written_before_the_task_spine_evaluates_and_resumes(tmp_path):
   flags = ['train', '--config', str(REPO / 'experiments/denoise_dncnn.py') + ':smoke', '--config.train.steps=4',
            '--config.train.eval_every=2', '--config.train.log_every=1', '--no-progress']
   assert cli.main([*flags, '--workdir', str(old)]) == 0  # same config under new names: resumes, no --force
-  assert cli.main([*flags, '--workdir', str(tmp_path / 'new')]) == 0
+  assert json.loads((old / 'config.json').read_text())['data']['sampler'] == 'host'  # as it was trained
+  # The default sampler of a new run is the device's: the old run's stream is the host pipeline's.
+  assert cli.main([*flags, '--config.data.sampler=host', '--workdir', str(tmp_path / 'new')]) == 0
   _assert_same_run_up_to_rounding(old, tmp_path / 'new', step=4, learning_rate=1e-3)
   assert cli.main(['eval', '--workdir', str(old), '--no-baselines', '--out', str(tmp_path / 'eval')]) == 0
   assert json.loads((tmp_path / 'eval' / 'summary.json').read_text())['noisy']['psnr'] > 19

@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import REPO, fails_with_one_line, smoke_config, trained_smoke_run
 from cnnrecon import cli
 from cnnrecon.ops import Blur, RegionMask, observe_batch, random_boxes_mask
+from cnnrecon.ops.masks import fill_holes
 from cnnrecon.tasks import build_task
 from cnnrecon.tasks.deblur import kernel_variance, richardson_lucy_iterations, wiener_balance
 from cnnrecon.tasks.inpaint_regions import RegionInpainting
@@ -68,6 +69,9 @@ def test_the_mask_channel_reaches_the_model(regions_run):
   assert example['initial_estimate'].shape == (2, 32, 40, 1)
   mask = example['model_input'][..., -1]
   assert 0 < float(jnp.mean(mask)) < 1 and set(np.unique(mask)) == {0.0, 1.0}
+  np.testing.assert_array_equal(np.asarray(example['initial_estimate'][..., 0]), 0.5 * np.asarray(mask))  # holes 0
+  # The net sees the holes filled from their surroundings (a flat image stays flat), then the mask.
+  np.testing.assert_allclose(np.asarray(example['model_input'][..., 0]), 0.5, atol=1e-6)
   assert task.sample_model_input((4, 32, 32, 1)).shape == (4, 32, 32, 2)
   assert model.variables['params']['ConvBlock_0']['Conv_0']['kernel'].shape[2] == 2  # image + mask in
   assert model(np.asarray(example['model_input'])).shape == (2, 32, 40, 1)  # the image's channels out
@@ -116,6 +120,25 @@ def test_the_masks_cover_a_sensible_fraction_at_every_size():
   assert 0.03 < fractions['boxes', 64] < 0.12 and 0.03 < fractions['strokes', 64] < 0.14, fractions
   assert 0.07 < fractions['both', 64] < 0.25, fractions
   assert abs(fractions['both', 64] - fractions['both', 192]) < 0.03, fractions  # counts per 64x64 px: size-free
+
+
+def test_the_hole_fill_keeps_known_pixels_and_nearly_reproduces_harmonic_images():
+  """The biharmonic fill reproduces constant and linear images exactly (scikit-image's does to 2e-5 here); the
+  model's input fill (normalized convolution, then `FILL_CG_STEPS` CG steps towards it) gets within 0.01."""
+  rows, cols = np.mgrid[0:48, 0:64].astype(np.float32)
+  ramp = np.stack([0.2 + 0.5 * cols / 63 + 0.2 * rows / 47, 0.9 - 0.6 * rows / 47], axis=-1)
+  mask = np.ones((48, 64, 1), np.float32)
+  mask[10:30, 20:44] = 0
+  fill = jax.jit(fill_holes)
+  filled = np.asarray(fill(jnp.asarray(ramp * mask + (1 - mask) * 7.0), jnp.asarray(mask)))  # hole values ignored
+  np.testing.assert_array_equal(filled * mask, ramp * mask)
+  assert np.abs(filled - ramp).max() < 0.01
+  mask[40:, :6] = 0  # a hole at the corner too: the image's border is no hole (the fill is flat across it)
+  constant = np.asarray(fill(jnp.full((48, 64, 2), 0.3) * mask, jnp.asarray(mask)))
+  np.testing.assert_allclose(constant, 0.3, atol=1e-6)
+  batched = jax.vmap(fill)(jnp.stack([ramp, ramp[::-1]]), jnp.stack([mask, mask]))
+  np.testing.assert_allclose(np.asarray(batched[0]), np.asarray(fill(jnp.asarray(ramp), jnp.asarray(mask))), atol=1e-5)
+  assert np.isfinite(float(jax.grad(lambda image: jnp.sum(fill(image, jnp.asarray(mask)) ** 2))(jnp.asarray(ramp)).sum()))
 
 
 def test_restore_reads_the_alpha_channel_as_the_mask(regions_run, tmp_path, capsys):

@@ -41,12 +41,14 @@ def test_different_seed_gives_different_params(tmp_path):
   assert any(not np.array_equal(a, b) for a, b in zip(_params(tmp_path / 'a', 2), _params(tmp_path / 'b', 2)))
 
 
-def test_resume_after_process_exit_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize('sampler', ['device', 'host'])
+def test_resume_after_process_exit_equals_uninterrupted_run(tmp_path, sampler):
   flags = ['--config', 'experiments/denoise_dncnn.py:smoke', '--config.train.steps=20',
-           '--config.train.eval_every=10', '--config.train.log_every=1', '--no-progress']
+           '--config.train.eval_every=10', '--config.train.log_every=1', '--no-progress',
+           f'--config.data.sampler={sampler}']
   # The reference trains in this process; the split run in two fresh ones.
-  train_and_evaluate(smoke_config(train__steps=20, train__eval_every=10, train__log_every=1), tmp_path / 'straight',
-                     progress=False)
+  train_and_evaluate(smoke_config(train__steps=20, train__eval_every=10, train__log_every=1, data__sampler=sampler),
+                     tmp_path / 'straight', progress=False)
   first = run_cli('train', *flags, '--workdir', tmp_path / 'split', '--stop-at', 10)
   assert first.returncode == 0, first.stderr
   assert 'stopped at step 10' in first.stdout

@@ -6,6 +6,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnrecon.errors import CnnreconError
 from cnnrecon.models import common
 
 
@@ -34,6 +35,10 @@ class UNet(nn.Module):
   output is added to the input's first `out_channels` channels (residual
   learning: it predicts a correction; further input channels, such as an
   inpainting mask, inform the net but are not part of the image).
+  With `keep_known`, the input's last channel is a mask of known pixels
+  (1 = known) and the correction applies only where it is 0: known pixels
+  pass through unchanged, so the estimate agrees with the observation there
+  and training spends the net on the holes (inpainting's data consistency).
   Inputs are reflect-padded to a multiple of 2**depth and cropped back.
 
   Attributes:
@@ -44,6 +49,8 @@ class UNet(nn.Module):
       data-parallel training, or None.
     out_channels: channels of the estimate (`build_model` passes the image
       channels); None means the input's.
+    keep_known: the last input channel is a known-pixel mask; keep those
+      pixels (`config.model.unet.keep_known`).
   """
   POOLINGS_PER_DEPTH = 1  # one 2x2 pooling per level: image sides must survive `depth` of them
 
@@ -52,6 +59,7 @@ class UNet(nn.Module):
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
   out_channels: int | None = None
+  keep_known: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
@@ -83,4 +91,10 @@ class UNet(nn.Module):
       y = block(width_at(level))(y, train=train)
     y = common.conv(channels, (1, 1), dtype=self.dtype)(y)
     correction = common.to_output(common.crop_to(y, height, width))
+    if self.keep_known:
+      if x.shape[-1] != channels + 1:
+        raise CnnreconError(f'model.unet.keep_known=True needs a task whose model input ends with a mask '
+                            f'channel (inpaint_regions), but the input has {x.shape[-1]} channels for a '
+                            f'{channels}-channel estimate: set --config.model.unet.keep_known=False')
+      correction = correction * (1.0 - x[..., -1:].astype(jnp.float32))
     return x[..., :channels].astype(jnp.float32) + correction

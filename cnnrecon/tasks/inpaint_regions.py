@@ -4,6 +4,7 @@ import pathlib
 
 import imageio.v3 as iio
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import skimage.util
@@ -12,7 +13,7 @@ from skimage.restoration import inpaint_biharmonic
 from cnnrecon.data.images import read_image
 from cnnrecon.errors import CnnreconError
 from cnnrecon.losses import Loss
-from cnnrecon.ops.masks import RegionMask
+from cnnrecon.ops.masks import RegionMask, fill_holes
 from cnnrecon.tasks.base import Input, Labels
 from cnnrecon.tasks.reconstruction import ReconstructionTask
 
@@ -58,9 +59,14 @@ class RegionInpainting(ReconstructionTask):
                           f'cannot be evaluated on task {evaluated.task.name!r}: leave --task out')
 
   def model_input(self, observed: jax.Array, initial_estimate: jax.Array) -> jax.Array:
-    """The whole observation: the masked image and its mask channel."""
+    """The whole observation, its holes filled smoothly first (`fill_holes`), and its mask channel.
+
+    The fill gives the net's residual output a start near the answer (as bicubic does for
+    super-resolution); the mask still tells it which pixels were filled.
+    """
     del initial_estimate
-    return observed
+    image, mask = observed[..., :-1], observed[..., -1:]
+    return jnp.concatenate([fill_holes(image, mask), mask], axis=-1)
 
   @classmethod
   def observation_input(cls, config: ml_collections.ConfigDict) -> Input:

@@ -18,6 +18,7 @@ from cnnrecon.metrics import SSIM_WINDOW
 from cnnrecon.models.registry import build_model
 from cnnrecon.tasks import task_class
 from cnnrecon.train import checkpoint, parallel
+from cnnrecon.train.batches import SAMPLERS
 from cnnrecon.train.state import make_optimizer
 
 ON_NONFINITE = ('stop', 'skip_step')
@@ -42,6 +43,17 @@ def validate_config(config: ml_collections.ConfigDict, *, stop_at: int | None = 
     raise CnnreconError(f'data.gray={config.data.gray!r}: use {" or ".join(GRAY_CONVERSIONS)}')
   for key in ('patch_size', 'batch_size', 'eval_crop'):
     _positive_int(config.data[key], f'data.{key}')
+  if config.data.sampler not in SAMPLERS:
+    raise CnnreconError(f'data.sampler={config.data.sampler!r}: use {", ".join(SAMPLERS)} '
+                        '(e.g. --config.data.sampler=host)')
+  workers = config.data.workers
+  if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+    raise CnnreconError(f'data.workers={workers!r} must be 0 (no worker processes) or more: set e.g. '
+                        '--config.data.workers=2')
+  memory = config.data.device_memory_mb
+  if isinstance(memory, bool) or not isinstance(memory, (int, float)) or not memory > 0:
+    raise CnnreconError(f'data.device_memory_mb={memory!r} must be a positive number of MiB: set e.g. '
+                        '--config.data.device_memory_mb=2048')
   for key in ('steps', 'log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints'):
     _positive_int(config.train[key], f'train.{key}')
   if not config.train.checkpoint_every_minutes > 0:

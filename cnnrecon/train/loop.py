@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from cnnrecon import config as config_lib
-from cnnrecon.data.pipeline import train_iterator, validation_batch
+from cnnrecon.data.pipeline import validation_batch
 from cnnrecon.data.sources import load_source
 from cnnrecon.errors import CnnreconError
 from cnnrecon.io import write_file_atomic
@@ -25,6 +25,7 @@ from cnnrecon.models.registry import build_model
 from cnnrecon.safety import PreemptionSignals, WorkdirLock, check_workdir_usable, stop_if_signalled
 from cnnrecon.train import checkpoint, parallel, provenance
 from cnnrecon.tasks import build_task
+from cnnrecon.train.batches import make_batches, resolve_sampler
 from cnnrecon.train.checks import check_resumable, check_sizes, discard_checkpoints_after, validate_config
 from cnnrecon.train.metric_writer import truncate_after, wall_time_logged
 from cnnrecon.train.state import create_train_state, make_optimizer
@@ -130,16 +131,18 @@ def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> di
   sample_shape = (1, config.data.patch_size, config.data.patch_size, config.data.channels)
   host_state = create_train_state(model, optimizer, seed=config.seed, sample_shape=sample_shape,
                                   frozen=task.init_frozen(), sample_input=task.sample_model_input(sample_shape))
-  batches = train_iterator(train_source, seed=config.seed, patch_size=config.data.patch_size,
-                           channels=config.data.channels, batch_size=local_batch,
-                           augment=config.data.augment, num_threads=config.data.num_threads,
-                           cache=config.data.cache, gray=config.data.gray)
   _stop_if_signalled('initialising the model')
   with checkpoint.open_manager(workdir, keep=config.train.keep_checkpoints) as manager:
+    latest = checkpoint.latest_step(manager)
+    resumable = latest is not None and checkpoint.has_training_state(manager, latest)
+    saved = checkpoint.restore_config(manager, latest) if resumable else None
+    config = _with_sampler(config, resolve_sampler(config, saved, train_source))
     start = check_resumable(workdir, config, manager, force=force)
+    batches = make_batches(config.data.sampler, config, train_source, data_parallel, local_batch=local_batch)
+    _stop_if_signalled('placing the training images')
     if start is not None:
       host_state = checkpoint.restore_state(manager, start, target=jax.device_get(host_state),
-                                            data_iterator=batches)
+                                            data_iterator=batches.checkpointed)
     elif config.train.init_from:
       host_state = initialize_from(jax.device_get(host_state), config.train.init_from)
     _stop_if_signalled('restoring the checkpoint' if start is not None else 'opening the checkpoints')
@@ -165,6 +168,13 @@ def _train_locked(config, workdir, *, force, stop_at, from_step, progress) -> di
           'finished' if summary['step'] >= config.train.steps else 'stopped (--stop-at)'))
   summary['start_step'] = start or 0
   return summary
+
+
+def _with_sampler(config: ml_collections.ConfigDict, sampler: str) -> ml_collections.ConfigDict:
+  """A copy of `config` naming the sampler this run uses (what config.json and checkpoints record)."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.data.sampler = sampler
+  return config
 
 
 @contextlib.contextmanager

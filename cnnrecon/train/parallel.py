@@ -68,6 +68,11 @@ class _DataParallel:
     self._replicated = NamedSharding(self.mesh, P())
     self._split = NamedSharding(self.mesh, P(AXIS))
 
+  @property
+  def batch_sharding(self) -> NamedSharding:
+    """How `shard_map`'s train step takes a global batch: split along its first axis over `data`."""
+    return self._split
+
   def put_for_jit(self, tree: Any) -> Any:
     """Places host values where plain `jax.jit` code (eval, single_copy states) can use them."""
     return jax.tree.map(

@@ -113,7 +113,8 @@ class TrainingRun:
       validation_score = -math.inf
     with explain_disk_full(f'checkpoint {step} into {checkpoint.checkpoint_dir(self.workdir)}'):
       checkpoint.save(self.manager, step, state=self.data_parallel.for_checkpoint(state),
-                      config=self.config.to_dict(), data_iterator=self.batches, validation_score=validation_score)
+                      config=self.config.to_dict(), data_iterator=self.batches.checkpointed,
+                      validation_score=validation_score)
 
   def train(self, state, start: int, stop: int, *, eval_batch, signals, wall_time_offset: float = 0.0) -> dict:
     """Runs steps `start + 1 .. stop`; returns the last metrics and the final host state."""
@@ -126,7 +127,7 @@ class TrainingRun:
     save_in_flight = False
     bar = tqdm.tqdm(total=stop, initial=start, disable=not self.progress, unit='step', dynamic_ncols=True)
     with contextlib.closing(self.writer), bar:
-      batch = self.data_parallel.put_batch(next(self.batches)) if start < stop else None
+      batch = self.batches.next() if start < stop else None
       for step in range(start + 1, stop + 1):
         state, metrics = self.train_step(state, batch)
         if save_in_flight:
@@ -178,7 +179,7 @@ class TrainingRun:
           last['stopped_by'] = signals.name or 'another process'
           break
         if step < stop:
-          batch = self.data_parallel.put_batch(next(self.batches))
+          batch = self.batches.next()
     with explain_disk_full(f'checkpoints into {checkpoint.checkpoint_dir(self.workdir)}'):
       self.confirm_saved()
     last['wall_time_s'] = wall_time_offset + time.perf_counter() - started
