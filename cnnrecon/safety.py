@@ -318,8 +318,10 @@ _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-# How tensorstore (under orbax) reports an OS error: a ValueError naming the file and the errno.
-_TENSORSTORE_OS_ERROR = re.compile(r'local file "(?P<file>[^"]+)".*\[os_error_code=\'(?P<errno>\d+)\'\]')
+# How tensorstore (under orbax) reports an OS error: a ValueError naming the file (or the directory it
+# failed to create, e.g. when OCDBT merges a checkpoint's files) and the errno.
+_TENSORSTORE_OS_ERROR = re.compile(
+    r'(?:local file|Failed to create directory:) "(?P<file>[^"]+)".*\[os_error_code=\'(?P<errno>\d+)\'\]')
 
 
 _PYTHON_OS_ERROR = re.compile(r'\[Errno (?P<errno>\d+)\]')

@@ -221,3 +221,18 @@ def test_the_stderr_filter_drops_only_the_closed_loop_tracebacks(capfd):
              + closed[25:] + closed)
   stderr_filter.finish()
   assert capfd.readouterr().err == 'before\ncnnrecon: error: the one line\n'
+
+
+@pytest.mark.parametrize('message', [
+    'ValueError: PERMISSION_DENIED: Error opening "file" driver: Failed to acquire lock on local file '
+    '"/w/checkpoints/5/d/x": Permission denied [os_error_code=\'13\']',
+    # OCDBT merging a checkpoint's files when the folder turned read-only during the save (seen in CI)
+    'ValueError: PERMISSION_DENIED: Failed to create directory: "/w/checkpoints/15.orbax-checkpoint-tmp/state/d": '
+    'Permission denied [os_error_code=\'13\']',
+])
+def test_tensorstores_os_errors_are_file_system_refusals(message):
+  from cnnrecon import safety
+  assert safety.is_file_system_refusal(message)
+  refusal = safety.file_system_refusal(ValueError(message), workdir='/w', last_step=10)
+  assert refusal is not None and 'not writable' in str(refusal) and '\n' not in str(refusal)
+  assert not safety.is_file_system_refusal('ValueError: NOT_FOUND: no such key [os_error_code=\'2\']')

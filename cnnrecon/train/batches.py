@@ -81,11 +81,12 @@ class DeviceBatches:
     packed = device_sampler.pack_images(train_source, channels=data.channels, patch_size=data.patch_size,
                                         gray=data.gray)
     self.nbytes = packed.nbytes
-    self.arrays = data_parallel.put_for_jit((packed.pixels, packed.starts, packed.heights, packed.widths))
+    arrays = (packed.pixels, packed.starts, packed.heights, packed.widths)
     sample = functools.partial(device_sampler.sample_patches, seed=config.seed, patch_size=data.patch_size,
                                channels=data.channels, augment=data.augment)
     global_batch = data.batch_size
     if data_parallel.strategy == 'shard_map':
+      self.arrays = data_parallel.put_for_jit(arrays)
       self._sample = jax.jit(lambda arrays, step: sample(*arrays, step * global_batch + jnp.arange(global_batch)),
                              out_shardings=data_parallel.batch_sharding)
     else:
@@ -96,7 +97,11 @@ class DeviceBatches:
         batch = sample(*arrays, step * global_batch + first + jnp.arange(rows))
         return jax.tree.map(lambda x: x.reshape((devices, -1) + x.shape[1:]), batch)
 
-      self._sample = jax.jit(local_rows)
+      # pmap takes a batch split over the local devices along its first axis, as a NamedSharding.
+      local_devices = jax.sharding.Mesh(np.asarray(jax.local_devices()), ('data',))
+      self.arrays = jax.device_put(arrays, jax.sharding.NamedSharding(local_devices, jax.sharding.PartitionSpec()))
+      self._sample = jax.jit(local_rows, out_shardings=jax.sharding.NamedSharding(
+          local_devices, jax.sharding.PartitionSpec('data')))
     self.step = 0
 
   @property
