@@ -73,7 +73,8 @@ class DeviceBatches:
 
   With `shard_map`, one jitted program draws the global batch of step n (stream positions
   n * B .. n * B + B - 1) straight into the batch's sharding, each device its own rows; with
-  `pmap`, each process draws its rows of the same global batch on its first device.
+  `pmap`, each process draws its rows of the same global batch, split over its local devices
+  (the images replicated on each).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, train_source, data_parallel):
