@@ -254,7 +254,8 @@ def host_pipeline(args, workers: int) -> dict:
   for _ in range(count):
     next(batches)
   images_per_s = count * config.data.batch_size / (time.perf_counter() - started)
-  batches.close() if hasattr(batches, 'close') else None
+  if hasattr(batches, 'close'):  # the worker processes
+    batches.close()
   return {'name': f'host_pipeline_{workers}', 'workers': workers, 'images_per_s': images_per_s}
 
 
@@ -276,11 +277,10 @@ def dncnn17_end_to_end(args, median_ms, dtype: str) -> dict:
                       checkpoint_every=END_TO_END_STEPS)
   config.data.eval_crop = 40
   with tempfile.TemporaryDirectory() as workdir:
-    summary = loop.train(config, workdir, progress=False)
+    loop.train(config, workdir, progress=False)
     rates = [row['train/images_per_s'] for row in read_jsonl(pathlib.Path(workdir) / 'metrics.jsonl')
              if 'train/images_per_s' in row][1:]
     sampler = json.loads((pathlib.Path(workdir) / 'config.json').read_text())['data']['sampler']
-  del summary
   step, _ = _train_step_call(config, args)
   step_ms = median_ms(step, warmup=args.warmup, repeats=args.repeats)
   images_per_s = float(np.median(rates))

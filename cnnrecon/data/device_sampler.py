@@ -9,8 +9,9 @@ int32 (a DIV2K-like set of 800 images of 2040x1400 RGB is 6.9 GB: 1.7 M rows).
 Example g of the training stream (g = step * global batch + position in the
 batch) is a pure function of (`config.seed`, g):
 
-  key = fold_in(fold_in(key(seed), STREAM_TAG), g)
-  image    = permutation(key of epoch g // N)[g % N]  (each image once per epoch)
+  stream = fold_in(key(seed), STREAM_TAG)
+  image    = permutation(fold_in(fold_in(stream, 0), g // N))[g % N]  (each image once per epoch)
+  the rest from fold_in(fold_in(stream, 1), g):
   top/left = uniform over the image's valid positions
   transform = uniform over the 8 flips/rotations (`pipeline.dihedral`'s order)
   example_seed = uniform in [0, 2**31 - 1)
@@ -30,6 +31,7 @@ import numpy as np
 
 from cnnrecon.data.images import to_channels
 from cnnrecon.data.pipeline import pad_to
+from cnnrecon.errors import CnnreconError
 
 ROW_BYTES = 4096
 STREAM_TAG = 0x5A3D  # separates the sampler's keys from other uses of key(seed)
@@ -61,12 +63,17 @@ class PackedImages:
     return int(self.pixels.nbytes)
 
 
+def _rows(values: int) -> int:
+  """How many `ROW_BYTES` rows an image of `values` uint8 values takes (each image starts a row)."""
+  return -(-values // ROW_BYTES)
+
+
 def packed_size(source: Sequence, *, channels: int, patch_size: int) -> int:
   """Bytes `pack_images` would take, from the images' shapes alone (to choose the sampler)."""
   rows = 0
   for index in range(len(source)):
     height, width = np.shape(source[index]['image'])[:2]
-    rows += -(-max(height, patch_size) * max(width, patch_size) * channels // ROW_BYTES)
+    rows += _rows(max(height, patch_size) * max(width, patch_size) * channels)
   return rows * ROW_BYTES
 
 
@@ -74,10 +81,11 @@ def pack_images(source: Sequence, *, channels: int, patch_size: int, gray: str =
   """Converts every image of `source` to `channels` (uint8) and packs them (`PackedImages`)."""
   images = [to_channels(pad_to(np.asarray(source[i]['image']), patch_size), channels, gray=gray)
             for i in range(len(source))]
-  rows = [-(-image.size // ROW_BYTES) for image in images]
+  rows = [_rows(image.size) for image in images]
   starts = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
   if starts[-1] + rows[-1] >= 2**31:
-    raise ValueError(f'{len(images)} images need {sum(rows)} rows of {ROW_BYTES} bytes: too many for int32 rows')
+    raise CnnreconError(f'{len(images)} training images need {sum(rows)} rows of {ROW_BYTES} bytes, too many for '
+                        'the device sampler: use --config.data.sampler=host')
   pixels = np.zeros((int(sum(rows)), ROW_BYTES), np.uint8)
   flat = pixels.reshape(-1)
   for start, image in zip(starts, images):
