@@ -42,7 +42,7 @@ LEGACY_DEFAULTS = {'data.sampler': 'host'}
 # Keys that change how a run is logged, checkpointed or reported, never its params: resuming may change them.
 RESUME_INDEPENDENT_KEYS = ('train.log_every', 'train.checkpoint_every', 'train.checkpoint_every_minutes',
                            'train.keep_checkpoints', 'data.num_threads', 'data.device_memory_mb',
-                           'report.baselines', 'report.grid_examples')
+                           'report.baselines', 'report.grid_examples', 'report.crop')
 _noticed: set[str] = set()
 
 
@@ -347,6 +347,10 @@ def base_config() -> ml_collections.ConfigDict:
       'report': {
           'baselines': True,  # the task's classical baselines in the final table
           'grid_examples': 4,
+          # The final training report of a reconstruction task scores the central square of each
+          # validation image, `crop` px a side (or its shorter side); 0 = whole images (`cnnrecon eval`
+          # always scores whole images). The smoke variants use 64: one compiled size, not one per image.
+          'crop': 0,
       },
   })
 
@@ -362,4 +366,5 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.Config
   config.train.checkpoint_every = 4
   config.optim.warmup_steps = 2
   config.report.baselines = False
+  config.report.crop = 64
   return config

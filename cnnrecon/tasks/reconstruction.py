@@ -143,15 +143,19 @@ class ReconstructionTask(Task):
 
   @classmethod
   def final_report(cls, model: TrainedModel, images: Sequence[Image]) -> Results:
-    """The training report: tables on the validation images, a grid of the first ones."""
+    """The training report: tables on the validation images (`report.crop`), a grid of the first ones."""
     config = model.config
     task = cls.from_config(config)
+    crop = config.report.get('crop', 0)  # configs saved before the key scored whole images
+    scored_on = f'{config.data.eval} (central {crop} px squares)' if crop else config.data.eval
+    if crop:
+      images = [(name, center_crop(image, min(crop, *image.shape[:2]))) for name, image in images]
     rows, triplets = scoring.score_images(model, images, task=task, seed=config.seed,
                                           with_baselines=config.report.baselines)
     columns, titles = _grid(task, triplets[:config.report.grid_examples])
     labels, summary = task.labels, scoring.summarize(rows)
     return Results(
-        files=tables.table_files(rows, title=f'{config.model.name} on {config.data.eval}, {task.describe()}',
+        files=tables.table_files(rows, title=f'{config.model.name} on {scored_on}, {task.describe()}',
                                  notes=task.protocol()),
         summary=summary, results_lines=tables.gains_table(summary, labels.no_model),
         convention=task.convention.describe(),
