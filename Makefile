@@ -28,8 +28,9 @@ test: install
 	$(BIN)/pytest -q -n 2 --dist worksteal -m "not reproduction" tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$status
 
-# The published-number tables of the DnCNN authors' blind releases (DnCNN-3, DnCNN-B) on whole test sets:
-# about 8 minutes of CPU, so apart from `make test`; CI runs both. Skips without ../shared/data.
+# The checks that take minutes of CPU each, apart from `make test` (CI runs both): the published
+# numbers of the DnCNN authors' releases on whole test sets (DnCNN-S, DnCNN-3, DnCNN-B), Gatys with the
+# real VGG-16 weights (these skip without ../shared/data), and the `make demo` recipe beating non-local means.
 test-reproductions: install
 	$(BIN)/pytest -q -n 2 --dist worksteal -m reproduction -rs tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test-reproductions: no tests were collected" >&2; exit 1; fi; exit $$status

@@ -230,6 +230,7 @@ def test_gatys_with_random_features_lowers_the_style_loss():
 
 
 @needs_hed
+@pytest.mark.reproduction  # 40 s of CPU with the real VGG-16 weights: make test-reproductions
 def test_gatys_with_hed_weights_meets_the_issue_bounds(tmp_path):
   path = vgg_weights.import_feature_weights('hed', HED, tmp_path / 'vgg16-hed')
   network = load_loss_network(str(path), last_layer='relu5_1')

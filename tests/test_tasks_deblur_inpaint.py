@@ -65,7 +65,7 @@ def test_the_mask_channel_reaches_the_model(regions_run):
   from cnnrecon.evaluation import load_trained
   model = load_trained(regions_run)
   task = build_task(model.config)
-  example = task.prepare(jax.random.split(jax.random.key(0), 2), jnp.full((2, 32, 40, 1), 0.5))
+  example = jax.jit(task.prepare)(jax.random.split(jax.random.key(0), 2), jnp.full((2, 32, 40, 1), 0.5))
   assert example['observed'].shape == example['model_input'].shape == (2, 32, 40, 2)
   assert example['initial_estimate'].shape == (2, 32, 40, 1)
   mask = example['model_input'][..., -1]

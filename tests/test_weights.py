@@ -176,6 +176,7 @@ def _set12_psnr(weights, sigma: float) -> float:
 
 
 @needs_shared
+@pytest.mark.reproduction
 def test_official_matconvnet_sigma25_through_the_cli(tmp_path, capsys):
   """`cnnrecon weights import` then `cnnrecon eval` on Set12: the published 30.44 dB."""
   from cnnrecon import cli
@@ -189,8 +190,7 @@ def test_official_matconvnet_sigma25_through_the_cli(tmp_path, capsys):
   assert abs(summary['model']['psnr'] - 30.44) < 0.05
 
 
-# The Keras and sigma 15 / 50 releases on Set12 take a minute and a half of CPU: `make test-reproductions`
-# (CI runs it after `make test`); the sigma 25 release stays here, through the CLI.
+# The releases on Set12 take two minutes of CPU: `make test-reproductions` (CI runs it after `make test`).
 @needs_shared
 @pytest.mark.reproduction
 def test_official_keras_sigma25():
