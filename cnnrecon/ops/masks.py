@@ -178,9 +178,9 @@ def _distance_to_segment(points: jax.Array, start: jax.Array, end: jax.Array) ->
 # (60 / 71 / 98 ms); over (4, 2, 1) + 200 steps 34.46 (74 ms); the mean of the known pixels + 300 steps 34.48
 # (67 ms); the earlier (32 .. 1) scales + 50 Jacobi steps 34.09 (256 ms: the wide blurs cost most).
 # A fixed 100 steps did not converge on whole images, though: on the 4 held-out images (341-512 px sides)
-# 100 / 300 / 1000 steps gave astronaut 29.76 / 30.13 / 30.17 dB against scikit-image's 30.17. Stopping at a
-# relative residual of 1e-4 / 1e-5 / 1e-6 gives 31.42 dB mean on them each time (scikit-image 31.43; 100 steps 31.32), a
-# batch of 8 64x64 patches in 112 / 134 / 152 ms and one 512x512 image in 0.7 / 1.0 / 1.3 s.
+# 100 / 300 / 1000 steps gave astronaut 29.76 / 30.13 / 30.17 dB against scikit-image's 30.17. Stopping at
+# a relative residual of 1e-4 / 1e-5 / 1e-6 gives 31.42 dB mean on them each time (scikit-image 31.43;
+# 100 steps 31.32), a batch of 8 64x64 patches in 112 / 134 / 152 ms, one 512x512 image in 0.7 / 1.0 / 1.3 s.
 FILL_SCALES = (8.0, 4.0, 2.0, 1.0)
 FILL_SUPPORT = 0.1
 FILL_CG_TOLERANCE = 1e-5
@@ -197,8 +197,8 @@ def fill_holes(image: jax.Array, mask: jax.Array) -> jax.Array:
   known pixels). From there, conjugate-gradient steps minimise the squared Laplacian
   over the hole pixels (the biharmonic fill that scikit-image's `inpaint_biharmonic` solves exactly
   with a sparse factorisation, which has no JAX counterpart; `jax.scipy.sparse.linalg.cg` does the
-  iterations, until the residual falls to `FILL_CG_TOLERANCE` of the right side's norm). Known pixels are kept.
-  Pure JAX (jit / vmap / grad).
+  iterations, until the residual falls to `FILL_CG_TOLERANCE` of the right side's norm). Known
+  pixels are kept. Pure JAX (jit / vmap / grad).
 
   Args:
     image: [H, W, C] image (its holes' values are ignored).
