@@ -88,6 +88,8 @@ def test_train_report_and_summary(trained):
     ('--config.parallel=dp', ('parallel', 'shard_map', 'pmap')),
     ('--config.model.foo=1', ('model.foo',)),
     ('--config.train.steps=many', ('train.steps',)),
+    ('--config.report.crop=-5', ('report.crop=-5', 'at least 11 px')),
+    ('--config.report.crop=8', ('report.crop=8', '--config.report.crop=64')),
 ])
 def test_bad_config_values(tmp_path, capsys, override, fragments):
   fails_with_one_line(capsys, ['train', *SMOKE, '--workdir', tmp_path / 'w', override], *fragments)

@@ -50,6 +50,10 @@ def validate_config(config: ml_collections.ConfigDict, *, stop_at: int | None = 
   if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
     raise CnnreconError(f'data.workers={workers!r} must be 0 (no worker processes) or more: set e.g. '
                         '--config.data.workers=2')
+  crop = config.report.get('crop', 0)
+  if isinstance(crop, bool) or not isinstance(crop, int) or (crop != 0 and crop < SSIM_WINDOW):
+    raise CnnreconError(f'report.crop={crop!r} must be 0 (whole images) or at least {SSIM_WINDOW} px (SSIM\'s '
+                        'window): set e.g. --config.report.crop=64')
   memory = config.data.device_memory_mb
   if isinstance(memory, bool) or not isinstance(memory, (int, float)) or not memory > 0:
     raise CnnreconError(f'data.device_memory_mb={memory!r} must be a positive number of MiB: set e.g. '
