@@ -3,11 +3,13 @@
 The loss is `content_weight * sum_l content_loss(F_l(x), F_l(content))
 + style_weight * sum_l style_loss(F_l(x), blended Gram of the styles)
 + tv_weight * total_variation(x)` with Johnson-normalised Gram matrices
-(`cnnrecon.losses`). One `jax.jit`-compiled step serves every iteration;
+(`cnnrecon.losses`). One `jax.jit`-compiled step serves every iteration (and every
+image of the same size);
 Adam (`optax.adam`) or L-BFGS (`optax.lbfgs`, with its zoom line search).
 """
 
 import dataclasses
+import functools
 import time
 from typing import Callable, Sequence
 
@@ -76,25 +78,52 @@ def blended_grams(network: LossNetwork, styles: Sequence[np.ndarray], blend: Seq
   """
   grams = {layer: 0.0 for layer in layers}
   for style, weight in zip(styles, blend):
-    features = network(jnp.asarray(style[None], jnp.float32))
+    style_grams = _grams(network.vgg, tuple(layers), normalisation, network.variables,
+                         jnp.asarray(style[None], jnp.float32))
     for layer in layers:
-      grams[layer] = grams[layer] + weight * losses.gram_matrix(features[layer], normalisation=normalisation)
+      grams[layer] = grams[layer] + weight * style_grams[layer]
   return grams
+
+
+# The jitted functions below take the VGG's weights and the targets as arguments, not as constants
+# captured by a closure: one compiled program per image size and loss settings then serves every
+# content and style image (a folder of contents, a pyramid's styles, a second call), and the program
+# does not embed the VGG's weights (tens of MB that XLA would copy into it and process at compile time).
+@functools.partial(jax.jit, static_argnums=(0,))
+def _features(vgg, variables, images: jax.Array) -> dict[str, jax.Array]:
+  return vgg.apply(jax.lax.stop_gradient(variables), images)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _grams(vgg, layers: tuple[str, ...], normalisation: str, variables, images: jax.Array) -> dict[str, jax.Array]:
+  features = vgg.apply(jax.lax.stop_gradient(variables), images)
+  return {layer: losses.gram_matrix(features[layer], normalisation=normalisation) for layer in layers}
+
+
+def _loss_settings(settings: GatysSettings) -> GatysSettings:
+  """`settings` without the fields a step does not read (steps, init, seed), so they share a compiled step."""
+  return dataclasses.replace(settings, steps=1, init='content', seed=0)
+
+
+def _loss(vgg, settings: GatysSettings, variables, targets, image: jax.Array
+          ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  content_targets, style_grams = targets
+  parts = gatys_terms(image, vgg.apply(jax.lax.stop_gradient(variables), image), content_targets, style_grams,
+                      content_layers=settings.content_layers, style_layers=settings.style_layers,
+                      style_layer_weights=settings.layer_weights, normalisation=settings.gram_normalisation)
+  total = (settings.content_weight * parts['content'] + settings.style_weight * parts['style']
+           + settings.tv_weight * parts['tv'])
+  return total, parts
+
+
+_jitted_loss = jax.jit(_loss, static_argnums=(0, 1))
 
 
 def make_loss(network: LossNetwork, content: np.ndarray, style_grams: dict, settings: GatysSettings
               ) -> Callable[[jax.Array], tuple[jax.Array, dict[str, jax.Array]]]:
-  """`loss(image) -> (total, {'content', 'style', 'tv'})` for an image [1, H, W, 3]."""
-  content_targets = network(jnp.asarray(content[None], jnp.float32))
-
-  def loss(image):
-    parts = gatys_terms(image, network(image), content_targets, style_grams, content_layers=settings.content_layers,
-                        style_layers=settings.style_layers, style_layer_weights=settings.layer_weights,
-                        normalisation=settings.gram_normalisation)
-    total = (settings.content_weight * parts['content'] + settings.style_weight * parts['style']
-             + settings.tv_weight * parts['tv'])
-    return total, parts
-  return loss
+  """`loss(image) -> (total, {'content', 'style', 'tv'})` for an image [1, H, W, 3] (jitted)."""
+  targets = (_features(network.vgg, network.variables, jnp.asarray(content[None], jnp.float32)), style_grams)
+  return functools.partial(_jitted_loss, network.vgg, _loss_settings(settings), network.variables, targets)
 
 
 def _initial_image(content: np.ndarray, style: np.ndarray, settings: GatysSettings) -> jax.Array:
@@ -105,26 +134,26 @@ def _initial_image(content: np.ndarray, style: np.ndarray, settings: GatysSettin
   return jax.random.uniform(jax.random.key(settings.seed), (1, *content.shape))
 
 
-def _adam_step(loss, optimizer):
-  @jax.jit
-  def step(image, state):
-    (_, parts), grad = jax.value_and_grad(loss, has_aux=True)(image)
-    updates, state = optimizer.update(grad, state, image)
-    return jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0), state, parts
-  return step
+def _optimizer(settings: GatysSettings) -> optax.GradientTransformationExtraArgs:
+  return optax.adam(settings.learning_rate) if settings.optimizer == 'adam' else optax.lbfgs()
 
 
-def _lbfgs_step(loss, optimizer):
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _adam_step(vgg, settings: GatysSettings, variables, targets, image: jax.Array, state):
+  loss = functools.partial(_loss, vgg, settings, variables, targets)
+  (_, parts), grad = jax.value_and_grad(loss, has_aux=True)(image)
+  updates, state = _optimizer(settings).update(grad, state, image)
+  return jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0), state, parts
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _lbfgs_step(vgg, settings: GatysSettings, variables, targets, image: jax.Array, state):
+  loss = functools.partial(_loss, vgg, settings, variables, targets)
   total = lambda image: loss(image)[0]
-  value_and_grad = optax.value_and_grad_from_state(total)
-
-  @jax.jit
-  def step(image, state):
-    value, grad = value_and_grad(image, state=state)
-    updates, state = optimizer.update(grad, state, image, value=value, grad=grad, value_fn=total)
-    image = jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0)
-    return image, state, loss(image)[1]
-  return step
+  value, grad = optax.value_and_grad_from_state(total)(image, state=state)
+  updates, state = _optimizer(settings).update(grad, state, image, value=value, grad=grad, value_fn=total)
+  image = jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0)
+  return image, state, loss(image)[1]
 
 
 def stylize(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarray], *,
@@ -148,18 +177,16 @@ def stylize(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarr
   """
   blend = list(blend) if blend is not None else [1.0 / len(styles)] * len(styles)
   grams = blended_grams(network, styles, blend, settings.style_layers, normalisation=settings.gram_normalisation)
-  loss = make_loss(network, content, grams, settings)
+  targets = (_features(network.vgg, network.variables, jnp.asarray(content[None], jnp.float32)), grams)
+  loss_settings = _loss_settings(settings)
+  step = functools.partial(_adam_step if settings.optimizer == 'adam' else _lbfgs_step, network.vgg, loss_settings,
+                           network.variables, targets)
   image = _initial_image(content, styles[0], settings) if initial is None else jnp.asarray(initial[None], jnp.float32)
-  if settings.optimizer == 'adam':
-    optimizer = optax.adam(settings.learning_rate)
-    step = _adam_step(loss, optimizer)
-  else:
-    optimizer = optax.lbfgs()
-    step = _lbfgs_step(loss, optimizer)
   # optax.lbfgs' initial state holds weakly typed scalars that its update returns strongly typed:
   # without this cast the jitted step compiles twice (about 4 s for VGG-16 at 64 px on 2 cores).
-  state = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype=jnp.result_type(leaf)), optimizer.init(image))
-  history = [_record(loss(image)[1], settings, 0.0)]
+  state = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype=jnp.result_type(leaf)),
+                       _optimizer(settings).init(image))
+  history = [_record(_jitted_loss(network.vgg, loss_settings, network.variables, targets, image)[1], settings, 0.0)]
   started = time.perf_counter()
   with tqdm.trange(settings.steps, disable=not progress, unit='step', dynamic_ncols=True) as bar:
     for _ in bar:
