@@ -140,3 +140,22 @@ def test_no_cpu_option_on_other_platforms(monkeypatch):
   """On GPU/TPU XLA's own convolutions are used: the routing is a CPU-only option."""
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
   assert compiler.compiler_options('eigen') is None
+
+
+@pytest.mark.parametrize('experiment', ['denoise_dncnn', 'denoise_unet', 'style_fast'])
+def test_run_once_compile_gives_the_default_compiles_bits(experiment):
+  """`compiler.jit_run_once` (LLVM -O1, for initialisers) changes no bit of an init: DnCNN's orthogonal
+  kernels, the U-Net's BatchNorm, the transform net's conditional instance norms (smoke sizes)."""
+  from cnnrecon.models.registry import build_model
+  from conftest import smoke_config
+  # Else both programs would be default compiles and the check would hold trivially.
+  assert compiler._xla_accepts(tuple(sorted(compiler._RUN_ONCE.items())))  # pylint: disable=protected-access
+  config = smoke_config(experiment)
+  model = build_model(config.model, channels=config.data.channels)
+  init = functools.partial(model.init, train=False)
+  args = (jax.random.key(3), jnp.zeros((1, 32, 32, config.data.channels)))
+  fast, default = compiler.jit_run_once(init)(*args), jax.jit(init)(*args)
+  assert jax.tree.structure(fast) == jax.tree.structure(default)
+  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(default)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+

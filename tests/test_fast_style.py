@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, fails_with_one_line, read_metrics, smoke_config
 import cnnrecon
-from cnnrecon import cli
+from cnnrecon import cli, compiler
 from cnnrecon.data.images import PAINTINGS, write_image
 from cnnrecon.evaluation import train_and_evaluate
 from cnnrecon.export import load
@@ -38,7 +38,7 @@ def test_conditional_instance_norm_matches_numpy_and_blends_styles():
 def test_transform_net_keeps_the_image_shape_and_range():
   net = TransformNet(depth=2, features=4, styles=3)
   images = jnp.asarray(np.random.default_rng(1).random((2, 36, 44, 3), np.float32))
-  variables = jax.jit(net.init)(jax.random.key(0), images)
+  variables = compiler.jit_run_once(net.init)(jax.random.key(0), images)
   assert variables['params']['ConditionalInstanceNorm_0']['scale'].shape == (3, 4)
   mix = jnp.asarray([[1.0, 0, 0], [0, 0.5, 0.5]])
   apply = jax.jit(net.apply)  # one program instead of op-by-op dispatch (seconds of compiles)

@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from cnnrecon import compiler
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models import registry
 
@@ -32,7 +33,7 @@ def _build(name, channels=1, **config):
 def _built(name):
   """A one-channel model and its variables (params do not depend on H, W)."""
   model = _build(name)
-  init = jax.jit(functools.partial(model.init, train=False))
+  init = compiler.jit_run_once(functools.partial(model.init, train=False))
   return model, init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
 
 
@@ -96,7 +97,7 @@ def test_dncnn_ablation_options_drop_batchnorm_and_residual_learning():
   # Without residual learning the net outputs its last conv: zero at init (the residual net is the identity).
   direct = _build('dncnn', depth=3, features=4, dncnn={'residual': False})
   x = jax.random.uniform(jax.random.key(2), (1, 9, 11, 1))
-  variables = jax.jit(functools.partial(direct.init, train=False))(jax.random.key(0), x)
+  variables = compiler.jit_run_once(functools.partial(direct.init, train=False))(jax.random.key(0), x)
   np.testing.assert_array_equal(_apply(direct, variables, x, train=False), np.zeros_like(x))
 
 

@@ -10,6 +10,7 @@ import pytest
 from skimage import data, transform
 
 from cnnrecon.style import losses
+from cnnrecon import compiler
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.vgg import VGG, layer_names
 from cnnrecon.style import gatys
@@ -162,7 +163,7 @@ def test_vgg_layers_and_last_layer():
   assert deepest(('relu4_2', 'relu5_1', 'relu1_1')) == 'relu5_1'
   assert deepest(('conv4_2', 'relu4_2')) == 'relu4_2'
   network = VGG(depth=16, last_layer='relu3_1')
-  variables = jax.jit(network.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  variables = compiler.jit_run_once(network.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
   features = network.apply(variables, jnp.zeros((1, 16, 16, 1)))  # gray input is repeated
   assert list(features)[-1] == 'relu3_1' and features['relu3_1'].shape == (1, 4, 4, 256)
   with pytest.raises(CnnreconError, match='no layer'):

@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from cnnrecon import compiler
 from cnnrecon.errors import CnnreconError
 from cnnrecon.models.vgg import VGG, load_feature_weights
 
@@ -75,7 +76,7 @@ def _random_variables(last_layer: str, seed: int) -> Any:
   """Seeded VGG-16 variables up to `last_layer`, made once per process: compiling the init's ten
   random draws takes seconds on CPU, and training, reporting and stylizing each ask for them."""
   vgg = VGG(depth=16, last_layer=last_layer)  # the params do not depend on pooling or preprocessing
-  return jax.jit(vgg.init)(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
+  return compiler.jit_run_once(vgg.init)(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
 
 
 @functools.cache

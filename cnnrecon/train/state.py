@@ -10,6 +10,7 @@ import ml_collections
 import optax
 from flax.training import train_state
 
+from cnnrecon import compiler
 from cnnrecon.errors import CnnreconError
 from cnnrecon.registry import Registry
 
@@ -127,7 +128,7 @@ def create_train_state(model: flax.linen.Module, optimizer: optax.GradientTransf
   """
   init_key, root_key = jax.random.split(jax.random.key(seed))
   # Jitted: run op by op, the orthogonal init of a 17-layer net takes seconds on CPU.
-  init = jax.jit(functools.partial(model.init, train=False))
+  init = compiler.jit_run_once(functools.partial(model.init, train=False))
   if sample_input is None:
     sample_input = jnp.zeros(sample_shape, jnp.float32)
   variables = init(init_key, sample_input)
