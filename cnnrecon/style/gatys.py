@@ -87,8 +87,8 @@ def blended_grams(network: LossNetwork, styles: Sequence[np.ndarray], blend: Seq
 
 # The jitted functions below take the VGG's weights and the targets as arguments, not as constants
 # captured by a closure: one compiled program per image size and loss settings then serves every
-# content and style image (a folder of contents, a pyramid's styles, a second call), and the program
-# does not embed the VGG's weights (tens of MB that XLA would copy into it and process at compile time).
+# content and style image (a folder of contents, a pyramid's styles, a second call), and the VGG's
+# weights are not embedded in the program as constants.
 @functools.partial(jax.jit, static_argnums=(0,))
 def _features(vgg, variables, images: jax.Array) -> dict[str, jax.Array]:
   return vgg.apply(jax.lax.stop_gradient(variables), images)
@@ -122,8 +122,13 @@ _jitted_loss = jax.jit(_loss, static_argnums=(0, 1))
 def make_loss(network: LossNetwork, content: np.ndarray, style_grams: dict, settings: GatysSettings
               ) -> Callable[[jax.Array], tuple[jax.Array, dict[str, jax.Array]]]:
   """`loss(image) -> (total, {'content', 'style', 'tv'})` for an image [1, H, W, 3] (jitted)."""
-  targets = (_features(network.vgg, network.variables, jnp.asarray(content[None], jnp.float32)), style_grams)
-  return functools.partial(_jitted_loss, network.vgg, _loss_settings(settings), network.variables, targets)
+  return functools.partial(_jitted_loss, network.vgg, _loss_settings(settings), network.variables,
+                           _targets(network, content, style_grams))
+
+
+def _targets(network: LossNetwork, content: np.ndarray, style_grams: dict) -> tuple[dict, dict]:
+  """(the content image's VGG activations, the style Gram targets): what a step compares with."""
+  return _features(network.vgg, network.variables, jnp.asarray(content[None], jnp.float32)), style_grams
 
 
 def _initial_image(content: np.ndarray, style: np.ndarray, settings: GatysSettings) -> jax.Array:
@@ -177,7 +182,7 @@ def stylize(network: LossNetwork, content: np.ndarray, styles: Sequence[np.ndarr
   """
   blend = list(blend) if blend is not None else [1.0 / len(styles)] * len(styles)
   grams = blended_grams(network, styles, blend, settings.style_layers, normalisation=settings.gram_normalisation)
-  targets = (_features(network.vgg, network.variables, jnp.asarray(content[None], jnp.float32)), grams)
+  targets = _targets(network, content, grams)
   loss_settings = _loss_settings(settings)
   step = functools.partial(_adam_step if settings.optimizer == 'adam' else _lbfgs_step, network.vgg, loss_settings,
                            network.variables, targets)
