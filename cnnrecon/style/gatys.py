@@ -89,14 +89,17 @@ def blended_grams(network: LossNetwork, styles: Sequence[np.ndarray], blend: Seq
 # captured by a closure: one compiled program per image size and loss settings then serves every
 # content and style image (a folder of contents, a pyramid's styles, a second call), and the VGG's
 # weights are not embedded in the program as constants.
-@functools.partial(jax.jit, static_argnums=(0,))
-def _features(vgg, variables, images: jax.Array) -> dict[str, jax.Array]:
+def _activations(vgg, variables, images: jax.Array) -> dict[str, jax.Array]:
+  """`LossNetwork.__call__` with the weights as an argument: named activations, no gradient to the weights."""
   return vgg.apply(jax.lax.stop_gradient(variables), images)
+
+
+_features = jax.jit(_activations, static_argnums=0)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _grams(vgg, layers: tuple[str, ...], normalisation: str, variables, images: jax.Array) -> dict[str, jax.Array]:
-  features = vgg.apply(jax.lax.stop_gradient(variables), images)
+  features = _activations(vgg, variables, images)
   return {layer: losses.gram_matrix(features[layer], normalisation=normalisation) for layer in layers}
 
 
@@ -108,7 +111,7 @@ def _loss_settings(settings: GatysSettings) -> GatysSettings:
 def _loss(vgg, settings: GatysSettings, variables, targets, image: jax.Array
           ) -> tuple[jax.Array, dict[str, jax.Array]]:
   content_targets, style_grams = targets
-  parts = gatys_terms(image, vgg.apply(jax.lax.stop_gradient(variables), image), content_targets, style_grams,
+  parts = gatys_terms(image, _activations(vgg, variables, image), content_targets, style_grams,
                       content_layers=settings.content_layers, style_layers=settings.style_layers,
                       style_layer_weights=settings.layer_weights, normalisation=settings.gram_normalisation)
   total = (settings.content_weight * parts['content'] + settings.style_weight * parts['style']
