@@ -11,7 +11,7 @@ Variants:
   `:regions_smoke` takes a few seconds, for tests.
 
 Measured (`time cnnrecon train --config experiments/inpaint_unet.py:regions_cpu --workdir /tmp/inp
---no-progress`, 17 min 4 s on 2 idle cores): biharmonic 30.53 dB / 0.9545, the net 30.55 dB / 0.9517 on
+--no-progress`, 17 min 4 s on 2 cores, idle but for a 15-s script): biharmonic 30.53 dB / 0.9545, the net 30.55 dB / 0.9517 on
 the 4 held-out images: level with its baseline in PSNR (+0.02 dB) and below it in SSIM; the net wins on
 camera and coins and loses on the two photos, astronaut and coffee (docs/results.md).
 """
