@@ -161,6 +161,17 @@ def test_the_hole_fill_converges_to_scikit_images_biharmonic_inpainting_on_a_who
   assert np.abs(filled - reference)[holes].mean() < 0.01  # pixel for pixel, not only on average
 
 
+@pytest.mark.parametrize('sigma', [1.0, 8.0])
+def test_the_fills_blur_is_scipys_gaussian_filter_with_zeros_outside(sigma):
+  """The banded-matrix blur equals `scipy.ndimage.gaussian_filter` (constant 0 outside, 3-sigma radius),
+  also where the kernel is wider than the image."""
+  from scipy.ndimage import gaussian_filter
+  from cnnrecon.ops.masks import _gaussian_blur
+  image = np.random.default_rng(0).random((40, 23, 2), dtype=np.float32)
+  reference = gaussian_filter(image.astype(np.float64), sigma=(sigma, sigma, 0), mode='constant', truncate=3.0)
+  np.testing.assert_allclose(np.asarray(_gaussian_blur(jnp.asarray(image), sigma)), reference, atol=1e-6)
+
+
 def test_restore_reads_the_alpha_channel_as_the_mask(regions_run, tmp_path, capsys):
   camera = skimage.data.camera()[200:264, 200:264]
   alpha = np.full(camera.shape, 255, np.uint8)
