@@ -11,8 +11,8 @@ Variants:
   `:regions_smoke` takes a few seconds, for tests.
 
 Measured (`time cnnrecon train --config experiments/inpaint_unet.py:regions_cpu --workdir /tmp/inp
---no-progress`, 18 min 58 s on 2 idle cores): biharmonic 30.53 dB / 0.9545, the net 30.71 dB / 0.9531 on
-the 4 held-out images: +0.18 dB, from camera (+0.25) and coins (+0.58); 0.05-0.09 dB below biharmonic
+--no-progress`, 18 min 58 s on 2 cores, idle but for two few-second lint checks): biharmonic 30.53 dB /
+0.9545, the net 30.71 dB / 0.9531 on the 4 held-out images: +0.18 dB, from camera (+0.25) and coins (+0.58); 0.05-0.09 dB below biharmonic
 on the two photos, astronaut and coffee, and below it in SSIM (docs/results.md).
 """
 
