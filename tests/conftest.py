@@ -13,7 +13,9 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / 'shared' / 'data'
 # Environment of a fresh process that sees 4 CPU devices (parallel code without accelerators).
-FOUR_DEVICES = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4', 'JAX_PLATFORMS': 'cpu'}
+# (Added to the XLA flags this run was given, so the suite's compile options reach it too.)
+FOUR_DEVICES = {'XLA_FLAGS': f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip(),
+                'JAX_PLATFORMS': 'cpu'}
 
 
 def run_folder(tmp_path_factory) -> pathlib.Path:

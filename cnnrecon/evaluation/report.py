@@ -3,15 +3,16 @@
 import io
 import os
 import pathlib
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 import numpy as np
 from PIL import Image
 
 from cnnrecon.config import flatten
 from cnnrecon.io import read_jsonl, write_file_atomic
+
+if TYPE_CHECKING:
+  from matplotlib.figure import Figure
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
@@ -51,6 +52,10 @@ def plot_loss_curve(metrics_jsonl_path: str | os.PathLike,
   Returns:
     The destination as a `pathlib.Path`.
   """
+  # Imported here, not at the top: matplotlib takes half a second to import, and every `cnnrecon`
+  # command imports this module, and most draw nothing (a run stopped by a signal, export, denoise, eval).
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=import-outside-toplevel
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
   records = read_jsonl(metrics_jsonl_path)
   # Figure + Agg canvas, not pyplot: no global state, no display needed.
   fig = Figure(figsize=(10, 3.6), layout='constrained')
@@ -70,7 +75,7 @@ def plot_loss_curve(metrics_jsonl_path: str | os.PathLike,
   return save_figure(fig, out_png)
 
 
-def save_figure(fig: Figure, out_png: str | os.PathLike) -> pathlib.Path:
+def save_figure(fig: 'Figure', out_png: str | os.PathLike) -> pathlib.Path:
   """Writes a matplotlib figure as a PNG (100 dpi), atomically."""
   buffer = io.BytesIO()
   fig.savefig(buffer, format='png', dpi=100)

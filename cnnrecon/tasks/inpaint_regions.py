@@ -7,8 +7,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+# skimage's subpackages load lazily: `restoration.inpaint_biharmonic` imports SciPy's sparse solvers
+# (a quarter of a second) on first use, not when the command starts.
+from skimage import restoration
 import skimage.util
-from skimage.restoration import inpaint_biharmonic
 
 from cnnrecon.data.images import read_image
 from cnnrecon.errors import CnnreconError
@@ -25,8 +27,8 @@ def biharmonic_baseline(example: dict) -> np.ndarray:
   if not holes.any() or holes.all():  # nothing to fill, or nothing to fill it from
     return image.astype(np.float32)
   if image.shape[-1] == 1:
-    return inpaint_biharmonic(image[..., 0], holes)[..., None].astype(np.float32)
-  return inpaint_biharmonic(image, holes, channel_axis=-1).astype(np.float32)
+    return restoration.inpaint_biharmonic(image[..., 0], holes)[..., None].astype(np.float32)
+  return restoration.inpaint_biharmonic(image, holes, channel_axis=-1).astype(np.float32)
 
 
 class RegionInpainting(ReconstructionTask):
