@@ -57,6 +57,18 @@ def test_samples_hold_scikit_image_pixels(sample_splits):
   np.testing.assert_array_equal(astronaut, skimage.data.astronaut())
 
 
+def test_samples_are_decoded_once_per_process_and_read_only(sample_splits, data_dir):
+  again = sources.load_source('samples:validation', data_dir=data_dir)  # a second run in this process
+  index = samples.VALIDATION_IMAGES.index('camera')
+  first, second = sample_splits['validation'][index], again[index]
+  assert second['image'] is first['image'] and second is not first  # the decoded pixels, not the dict
+  np.testing.assert_array_equal(first['image'], np.stack([skimage.data.camera()] * 3, axis=-1))
+  with pytest.raises(ValueError, match='read-only'):
+    first['image'][0, 0, 0] = 0  # a caller cannot change what later runs read
+  train = sources.load_source('samples:train', data_dir=data_dir)
+  assert train[index]['name'] == samples.TRAIN_IMAGES[index]  # keyed by split: no mix-up across splits
+
+
 def test_samples_default_split_is_train(sample_splits, data_dir):
   assert all_names(sources.load_source('samples', data_dir=data_dir)) == all_names(
       sample_splits['train'])
