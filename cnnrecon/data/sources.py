@@ -222,8 +222,8 @@ def load_source(spec: str, *, data_dir: str | None = None) -> ImageRecords:
   if parsed.kind == 'samples':
     builder = samples.SkimageSamples(data_dir=data_dir, file_format='array_record')
     keep_decoded = (str(pathlib.Path(data_dir).resolve()), str(builder.version), parsed.split)
-    return ImageRecords(_prepared(builder, spec, parsed.split), description=describe_source(spec),
-                        keep_decoded=keep_decoded)
-  builder = folder_lib.image_folder_builder(parsed.target, data_dir=data_dir)
+  else:
+    builder = folder_lib.image_folder_builder(parsed.target, data_dir=data_dir)
+    keep_decoded = None  # the user's images: decoded on every read
   records = _prepared(builder, spec, parsed.split)
-  return ImageRecords(records, description=describe_source(spec))
+  return ImageRecords(records, description=describe_source(spec), keep_decoded=keep_decoded)
